@@ -1,0 +1,1 @@
+"""recipe-outbound: shares recipes and their orders with the systems that manufacture them."""

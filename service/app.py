@@ -1,0 +1,92 @@
+"""The Faust app, its topics (from the catalog) and its tables. No processing logic lives here."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+
+from service.catalog import load_catalog
+from service.settings import Settings, get_settings
+
+settings: Settings = get_settings()
+catalog = load_catalog(settings.topic_catalog, settings.topic_prefix, settings.replication_factor)
+
+
+def _credentials(s: Settings) -> Any:
+    context = ssl.create_default_context(cafile=str(s.ssl_cafile) if s.ssl_cafile else None)
+    if s.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if s.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=s.sasl_username,
+            password=s.sasl_password.get_secret_value(),
+            mechanism=s.sasl_mechanism,
+            ssl_context=context if s.security_protocol == "SASL_SSL" else None,
+        )
+    return None
+
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.broker,
+    broker_credentials=_credentials(settings),
+    store="rocksdb://",
+    datadir=str(settings.data_dir),
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    web_in_thread=False,
+    topic_replication_factor=settings.replication_factor,
+    topic_disable_leader=True,
+    consumer_auto_offset_reset="earliest",
+    autodiscover=False,
+    # Deliveries can take minutes (a 200 MB upload): the consumer must not be evicted meanwhile.
+    broker_max_poll_interval=1800.0,
+    stream_wait_empty=False,
+)
+
+
+def topic(key: str) -> Any:
+    """A catalog topic carrying raw bytes: the service decodes and validates values itself."""
+    spec = catalog[key]
+    return app.topic(spec.name, partitions=spec.partitions, key_serializer="raw", value_serializer="raw")
+
+
+recipes_topic = topic("recipes")
+orders_topic = topic("orders")
+integrations_topic = topic("integrations")
+triggers_topic = topic("triggers")
+order_links_topic = topic("order-links")
+order_index_topic = topic("order-index")
+deliveries_topic = topic("deliveries")
+deliveries_retry_topic = topic("deliveries-retry")
+deliveries_failed_topic = topic("deliveries-failed")
+delivery_results_topic = topic("delivery-results")
+notifications_topic = topic("notifications")
+invalid_events_topic = topic("invalid-events")
+
+
+JSON_SCHEMA = faust.Schema(key_serializer="json", value_serializer="json")
+
+
+def table(name: str, partitions_of: str) -> Any:
+    """A RocksDB table co-partitioned with the catalog topic whose events write it."""
+    return app.Table(name, partitions=catalog[partitions_of].partitions, schema=JSON_SCHEMA)
+
+
+def global_table(name: str) -> Any:
+    """Every worker holds all of it. One partition: several partitions can loop in recovery."""
+    return app.GlobalTable(name, partitions=1, recovery_buffer_size=1, schema=JSON_SCHEMA)
+
+
+# recipeId -> validated recipe event
+recipes_table = table("recipes", "recipes")
+# recipeId -> order links that arrived before their recipe
+pending_links_table = table("pending-links", "order-links")
+# orderId -> the order without personal data, and its latest event
+orders_table = table("orders", "orders")
+# integration id -> configuration (secrets still encrypted)
+integrations_table = global_table("integration-configs")
+# "<tenant>/<orderNumber>" -> orderId
+order_numbers_table = global_table("order-numbers")

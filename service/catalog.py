@@ -1,0 +1,87 @@
+"""The topic catalog: names, partition counts and configs of every topic, read by the app and the deploy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic as the catalog wants it; `name` already carries the environment's prefix."""
+
+    key: str
+    name: str
+    partitions: int
+    replication: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    topics: dict[str, TopicSpec]
+
+    def __getitem__(self, key: str) -> TopicSpec:
+        return self.topics[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.topics.values())
+
+
+def load_catalog(path: Path, prefix: str, replication: int) -> Catalog:
+    doc = orjson.loads(path.read_bytes())
+    topics = {
+        key: TopicSpec(
+            key=key,
+            name=f"{prefix}{key}",
+            partitions=int(spec["partitions"]),
+            replication=replication,
+            configs={k: str(v) for k, v in spec.get("configs", {}).items()},
+        )
+        for key, spec in doc["topics"].items()
+    }
+    for group in doc.get("copartitioned", []):
+        counts = {topics[key].partitions for key in group}
+        if len(counts) != 1:
+            raise ValueError(f"topic catalog: {group} must have the same partition count")
+    return Catalog(topics)
+
+
+@dataclass(frozen=True)
+class TopicDifference:
+    topic: str
+    what: str
+
+
+@dataclass(frozen=True)
+class TopicPlan:
+    """What `topics apply` will do: create the missing topics, report the ones that differ."""
+
+    create: list[TopicSpec]
+    differences: list[TopicDifference]
+    unchanged: list[str]
+
+
+def plan_topics(catalog: Catalog, existing: dict[str, tuple[int, dict[str, str]]]) -> TopicPlan:
+    """Compare the catalog with the cluster (`existing`: name -> (partitions, configs))."""
+    create: list[TopicSpec] = []
+    differences: list[TopicDifference] = []
+    unchanged: list[str] = []
+    for spec in catalog:
+        if spec.name not in existing:
+            create.append(spec)
+            continue
+        partitions, configs = existing[spec.name]
+        found = []
+        if partitions != spec.partitions:
+            found.append(TopicDifference(spec.name, f"partitions: cluster has {partitions}, catalog wants {spec.partitions}"))
+        for key, wanted in sorted(spec.configs.items()):
+            actual = configs.get(key)
+            if actual != wanted:
+                found.append(TopicDifference(spec.name, f"{key}: cluster has {actual}, catalog wants {wanted}"))
+        differences.extend(found)
+        if not found:
+            unchanged.append(spec.name)
+    return TopicPlan(create, differences, unchanged)

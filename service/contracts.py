@@ -1,0 +1,129 @@
+"""Typed contracts: the input events (as `schemas/` defines them) and the service's own messages.
+
+Input models allow unknown fields (kept, ignored). Personal data (customer, shippingAddress) is
+excluded from repr so that it cannot reach a log line by accident.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RecipeEventType = Literal["recipe.created"]
+OrderEventType = Literal["order.created", "order.updated", "order.cancelled"]
+EventType = Literal["recipe.created", "order.created", "order.updated", "order.cancelled"]
+IntegrationType = Literal["email", "sftp", "s3", "azure", "zapier", "local"]
+FileKind = Literal["recipe", "ticket", "production", "preview", "attachment"]
+ORDER_EVENT_TYPES: tuple[str, ...] = ("order.created", "order.updated", "order.cancelled")
+
+
+class InputModel(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class RecipeFile(InputModel):
+    kind: FileKind
+    name: str
+    type: str
+    mimeType: str
+    url: str
+
+
+class RecipeEvent(InputModel):
+    type: RecipeEventType
+    eventId: str
+    occurredAt: datetime
+    tenant: str
+    recipeId: str
+    temporary: bool = False
+    files: list[RecipeFile]
+
+
+class LineItem(InputModel):
+    itemId: str
+    recipeId: str
+    itemQuantity: int
+    sku: str | None = None
+
+
+class OrderEvent(InputModel):
+    type: OrderEventType
+    eventId: str
+    occurredAt: datetime
+    tenant: str
+    orderId: str
+    orderNumber: str
+    lineItems: list[LineItem]
+    customer: dict[str, Any] | None = Field(default=None, repr=False)
+    shippingAddress: dict[str, Any] | None = Field(default=None, repr=False)
+
+
+class Integration(InputModel):
+    id: str
+    tenant: str
+    type: IntegrationType
+    description: str = ""
+    enabled: bool
+    events: list[EventType]
+    successNotificationList: str = ""
+    failureNotificationList: str = ""
+    settings: dict[str, Any] = Field(repr=False)
+
+
+class Trigger(InputModel):
+    triggerId: str
+    requestedAt: datetime
+    tenant: str
+    recipeId: str | None = None
+    orderId: str | None = None
+    orderNumber: str | None = None
+    integrationId: str | None = None
+    requestedBy: str = ""
+
+
+class ServiceMessage(BaseModel):
+    """The service's own messages between its agents: strict, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrderLink(ServiceMessage):
+    """One order line item re-keyed by recipeId, so it meets its recipe in the same partition."""
+
+    eventId: str
+    eventType: OrderEventType
+    occurredAt: datetime
+    tenant: str
+    orderId: str
+    orderNumber: str
+    itemId: str
+    recipeId: str
+    manual: bool = False
+    integrationId: str | None = None
+
+
+class DeliveryFile(ServiceMessage):
+    kind: FileKind
+    name: str
+    mimeType: str
+    url: str
+
+
+class DeliveryCommand(ServiceMessage):
+    """Deliver one recipe's files to one integration, for one event. Carries no secrets."""
+
+    deliveryId: str
+    integrationId: str
+    integrationType: IntegrationType
+    tenant: str
+    eventType: EventType
+    eventId: str
+    recipeId: str
+    orderId: str | None = None
+    orderNumber: str | None = None
+    files: list[DeliveryFile]
+    manual: bool = False
+    attempt: int = 1
+    createdAt: datetime

@@ -1,0 +1,85 @@
+"""Kafka outside the stream: connection options, a reachability check and the topic catalog's apply."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaError
+
+from service.catalog import Catalog, TopicPlan, plan_topics
+from service.settings import Settings
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """aiokafka keyword arguments for the configured broker and its security settings."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers(),
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+        )
+    if settings.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return options
+
+
+async def broker_answers(settings: Settings, timeout: float) -> bool:
+    """True once the cluster answers a metadata request naming at least one live broker."""
+    # A refused connection is the expected answer while waiting; aiokafka would log each one.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        client = AIOKafkaClient(**client_options(settings), request_timeout_ms=3000)
+        try:
+            await client.bootstrap()
+            if client.cluster.brokers():
+                return True
+        except (KafkaError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                await client.close()
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.3)
+
+
+async def describe_existing(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, tuple[int, dict[str, str]]]:
+    present = [n for n in names if n in set(await admin.list_topics())]
+    if not present:
+        return {}
+    partitions = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(present)}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in present]
+    configs: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for resource in response.resources:
+            _error, _msg, _type, name, entries = resource[:5]
+            configs[name] = {entry[0]: entry[1] for entry in entries}
+    return {name: (partitions[name], configs.get(name, {})) for name in present}
+
+
+async def apply_topics(settings: Settings, catalog: Catalog) -> TopicPlan:
+    """Create the catalog's missing topics; report (never change) topics that differ."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        plan = plan_topics(catalog, await describe_existing(admin, [t.name for t in catalog]))
+        if plan.create:
+            await admin.create_topics(
+                [NewTopic(t.name, t.partitions, t.replication, topic_configs=t.configs) for t in plan.create]
+            )
+        return plan
+    finally:
+        await admin.close()

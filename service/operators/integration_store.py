@@ -1,0 +1,81 @@
+"""Reading and writing the compacted integrations topic from outside the stream (the CLI and the API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from service.catalog import Catalog
+from service.contracts import Integration
+from service.kafka_admin import client_options
+from service.secrets import SecretBox
+from service.settings import Settings
+from service.validation import INTEGRATION, Rejected, integration_reasons, parse_event
+
+
+class IntegrationRefused(Exception):
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+def check_new_integration(raw: bytes, settings: Settings) -> Integration:
+    """Validate a configuration as an integration engineer wrote it (secrets still in plain text)."""
+    doc = orjson.loads(raw) if raw.strip().startswith(b"{") else None
+    key = str(doc.get("id", "")).encode() if isinstance(doc, dict) else b""
+    config = parse_event(INTEGRATION, key, raw, schemas_dir=settings.schemas_dir, max_bytes=settings.max_event_bytes)
+    if isinstance(config, Rejected):
+        raise IntegrationRefused(config.reasons)
+    assert isinstance(config, Integration)
+    reasons = integration_reasons(config, stored=False, allow_http_hooks=settings.allow_http_hooks)
+    if reasons:
+        raise IntegrationRefused(reasons)
+    return config
+
+
+def sealed(config: Integration, box: SecretBox) -> bytes:
+    """The bytes published to the topic: secrets encrypted."""
+    doc = config.model_dump(mode="json")
+    doc["settings"] = box.encrypt_settings(config.settings)
+    return orjson.dumps(doc)
+
+
+async def publish_integration(settings: Settings, catalog: Catalog, key: str, value: bytes | None) -> None:
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(catalog["integrations"].name, key=key.encode(), value=value)
+    finally:
+        await producer.stop()
+
+
+async def read_integrations(settings: Settings, catalog: Catalog) -> dict[str, dict[str, Any]]:
+    """The topic's current state: every key's latest valid-looking value, tombstones applied."""
+    name = catalog["integrations"].name
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(name, p) for p in (consumer.partitions_for_topic(name) or set())]
+        if not partitions:
+            partitions = [TopicPartition(name, 0)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        state: dict[str, dict[str, Any]] = {}
+        while any(await consumer.position(tp) < end[tp] for tp in partitions):
+            batch = await consumer.getmany(*partitions, timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    key = record.key.decode("utf-8", "replace") if record.key else ""
+                    if record.value is None:
+                        state.pop(key, None)
+                        continue
+                    try:
+                        state[key] = orjson.loads(record.value)
+                    except orjson.JSONDecodeError:
+                        continue
+        return state
+    finally:
+        await consumer.stop()

@@ -1,0 +1,51 @@
+"""From an order event to what the join needs: its links (one per recipe) and its stored summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.contracts import OrderEvent, OrderLink
+
+
+def order_links(order: OrderEvent) -> list[OrderLink]:
+    """One link per distinct recipe of the order: deliveries are per (event, recipe, integration)."""
+    seen: dict[str, OrderLink] = {}
+    for item in order.lineItems:
+        seen.setdefault(
+            item.recipeId,
+            OrderLink(
+                eventId=order.eventId,
+                eventType=order.type,
+                occurredAt=order.occurredAt,
+                tenant=order.tenant,
+                orderId=order.orderId,
+                orderNumber=order.orderNumber,
+                itemId=item.itemId,
+                recipeId=item.recipeId,
+            ),
+        )
+    return list(seen.values())
+
+
+def order_number_key(tenant: str, order_number: str) -> str:
+    return f"{tenant}/{order_number}"
+
+
+def order_summary(order: OrderEvent, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """What the service keeps of an order: no customer, no address; cancellation is sticky."""
+    cancelled_at = (previous or {}).get("cancelledAt")
+    if order.type == "order.cancelled":
+        cancelled_at = cancelled_at or order.occurredAt.isoformat()
+    return {
+        "tenant": order.tenant,
+        "orderId": order.orderId,
+        "orderNumber": order.orderNumber,
+        "lineItems": [
+            {"itemId": i.itemId, "recipeId": i.recipeId, "itemQuantity": i.itemQuantity, "sku": i.sku}
+            for i in order.lineItems
+        ],
+        "lastEventType": order.type,
+        "lastEventId": order.eventId,
+        "occurredAt": order.occurredAt.isoformat(),
+        "cancelledAt": cancelled_at,
+    }

@@ -1,0 +1,65 @@
+"""The one place that knows how delivered files are named.
+
+Raw feed:  <recipeId>-<name>.<type>                              999-63CHGJokGoxPfSba-Ticket.pdf
+Order:     <orderNumber>_ID_<orderId>_R_<recipeId>_<name>.<type> 1022_ID_6182665224482_R_999-…_Ticket.pdf
+
+Names are safe on every destination (no path separators, no `..`, no control characters, at most
+MAX_NAME_BYTES of UTF-8) and deterministic, so a repeated delivery overwrites instead of piling up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+MAX_NAME_BYTES = 200
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+def safe_part(text: str) -> str:
+    """One name component with every character some destination would refuse replaced by `_`."""
+    cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip()
+    while ".." in cleaned:
+        cleaned = cleaned.replace("..", "_")
+    return cleaned.strip(". ") or "_"
+
+
+def _bounded(stem: str, ext: str) -> str:
+    name = f"{stem}.{ext}" if ext else stem
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    # Keep the start readable and the whole name unique with a digest of what was cut.
+    digest = hashlib.sha256(stem.encode()).hexdigest()[:12]
+    budget = MAX_NAME_BYTES - len(ext.encode()) - len(digest) - 3
+    head = stem.encode()[:budget].decode("utf-8", "ignore")
+    return f"{head}~{digest}.{ext}" if ext else f"{head}~{digest}"
+
+
+def file_prefix(recipe_id: str, order_id: str | None = None, order_number: str | None = None) -> str:
+    """What every file name of one delivery starts with; the separator to the file's own name included."""
+    if order_id is None:
+        return f"{safe_part(recipe_id)}-"
+    return f"{safe_part(order_number or '')}_ID_{safe_part(order_id)}_R_{safe_part(recipe_id)}_"
+
+
+def delivered_name(prefix: str, name: str, file_type: str) -> str:
+    return _bounded(prefix + safe_part(name), safe_part(file_type))
+
+
+def manifest_name(prefix: str) -> str:
+    return delivered_name(prefix, "manifest", "json")
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Two files of a recipe may share a name and type; number the later ones so none is overwritten."""
+    seen: dict[str, int] = {}
+    result = []
+    for name in names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        if count:
+            stem, dot, ext = name.rpartition(".")
+            name = f"{stem}-{count + 1}.{ext}" if dot else f"{name}-{count + 1}"
+        result.append(name)
+    return result

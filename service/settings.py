@@ -1,0 +1,58 @@
+"""The one settings object: every knob of the service, read from OUTBOUND_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OUTBOUND_", extra="ignore")
+
+    # Kafka
+    broker: str = Field("kafka://127.0.0.1:19092", description="faust broker URL(s), ';'-separated")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: SecretStr = SecretStr("")
+    ssl_cafile: Path | None = None
+    topic_prefix: str = ""
+    replication_factor: int = Field(1, ge=1)
+    topic_catalog: Path = ROOT / "topics" / "catalog.json"
+    schemas_dir: Path = ROOT / "schemas"
+
+    # Faust worker
+    app_id: str = "recipe-outbound"
+    data_dir: Path = ROOT / ".local" / "data"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    broker_wait_seconds: float = 20.0
+
+    # Input limits
+    max_event_bytes: int = Field(1_000_000, ge=1024)
+
+    # Secrets: comma-separated Fernet keys, newest first (MultiFernet rotation).
+    secret_keys: SecretStr = SecretStr("")
+
+    # Destinations: operator-only switches for local testing.
+    allow_private_destinations: bool = False
+    allow_http_hooks: bool = False
+    local_delivery_root: Path = ROOT / ".local" / "deliveries"
+
+    def bootstrap_servers(self) -> str:
+        """The broker URL(s) without the kafka:// scheme, as aiokafka wants them."""
+        return ",".join(url.split("://", 1)[-1] for url in self.broker.split(";"))
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

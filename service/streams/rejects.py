@@ -1,0 +1,40 @@
+"""Sending refused input to invalid-events: original bytes, where they came from, and why."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from service.app import invalid_events_topic
+
+log = logging.getLogger(__name__)
+
+
+def invalid_event_record(
+    message: Any, reasons: list[str], *, keep_value: bool = True, now: datetime | None = None
+) -> dict[str, Any]:
+    """The invalid-events document for one consumed message (`message` is a faust Message)."""
+    return {
+        "sourceTopic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "timestamp": message.timestamp,
+        "key": base64.b64encode(message.key).decode() if message.key is not None else None,
+        "value": base64.b64encode(message.value).decode() if (message.value is not None and keep_value) else None,
+        "reasons": reasons,
+        "receivedAt": (now or datetime.now(UTC)).isoformat(),
+    }
+
+
+async def reject(message: Any, reasons: list[str], *, keep_value: bool = True) -> None:
+    record = invalid_event_record(message, reasons, keep_value=keep_value)
+    log.warning(
+        "event refused",
+        extra={"topic": message.topic, "partition": message.partition, "offset": message.offset, "reasons": reasons},
+    )
+    fut = await invalid_events_topic.send(key=message.key, value=orjson.dumps(record))
+    await fut

@@ -1,0 +1,13 @@
+"""Starting the Faust worker with every agent registered."""
+
+from __future__ import annotations
+
+import sys
+
+
+def run_worker(loglevel: str = "info") -> None:
+    from service.app import app
+    from service.streams import ingest, join  # noqa: F401  (registers the agents)
+
+    sys.argv = ["outbound", "worker", "--loglevel", loglevel]
+    app.main()

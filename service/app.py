@@ -8,6 +8,7 @@ from typing import Any
 import faust
 
 from service.catalog import load_catalog
+from service.logs import logging_config
 from service.settings import Settings, get_settings
 
 settings: Settings = get_settings()
@@ -35,6 +36,7 @@ app = faust.App(
     store="rocksdb://",
     datadir=str(settings.data_dir),
     web_host=settings.web_host,
+    web_bind=settings.web_host,
     web_port=settings.web_port,
     web_in_thread=False,
     topic_replication_factor=settings.replication_factor,
@@ -44,6 +46,7 @@ app = faust.App(
     # Deliveries can take minutes (a 200 MB upload): the consumer must not be evicted meanwhile.
     broker_max_poll_interval=1800.0,
     stream_wait_empty=False,
+    logging_config=logging_config(settings.log_level),
 )
 
 

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     broker_wait_seconds: float = 20.0
+    api_token: SecretStr = SecretStr("")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Input limits
     max_event_bytes: int = Field(1_000_000, ge=1024)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 
 
-def run_worker(loglevel: str = "info") -> None:
+def run_worker(loglevel: str) -> None:
     from service.app import app
+    from service.operators import api  # noqa: F401  (registers the web routes)
     from service.streams import ingest, join  # noqa: F401  (registers the agents)
 
     sys.argv = ["outbound", "worker", "--loglevel", loglevel]

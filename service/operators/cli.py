@@ -41,13 +41,13 @@ def catalog_of(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 @cli.command()
-def worker(loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "info") -> None:
-    """Run the stream-processing worker (Faust) until stopped."""
+def worker() -> None:
+    """Run the stream-processing worker (Faust) until stopped. Log level: OUTBOUND_LOG_LEVEL."""
     settings = get_settings()
     require_broker(settings)
     from service.worker import run_worker
 
-    run_worker(loglevel)
+    run_worker(settings.log_level)
 
 
 @topics_cli.command("apply")

@@ -57,14 +57,13 @@ async def read_integrations(settings: Settings, catalog: Catalog) -> dict[str, d
     consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        partitions = [TopicPartition(name, p) for p in (consumer.partitions_for_topic(name) or set())]
-        if not partitions:
-            partitions = [TopicPartition(name, 0)]
+        metadata = await consumer._client.fetch_all_metadata()
+        partitions = [TopicPartition(name, p) for p in sorted(metadata.partitions_for_topic(name) or [])]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
         state: dict[str, dict[str, Any]] = {}
-        while any(await consumer.position(tp) < end[tp] for tp in partitions):
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
             batch = await consumer.getmany(*partitions, timeout_ms=1000)
             for records in batch.values():
                 for record in records:

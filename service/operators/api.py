@@ -1,0 +1,55 @@
+"""The operator HTTP API on the Faust web server: readiness, and what this worker knows.
+
+Every route but readiness needs `Authorization: Bearer <OUTBOUND_API_TOKEN>`; with no token
+configured the API answers 503 rather than run open.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from faust import web
+
+from service.app import app, integrations_table, settings
+from service.secrets import redact_settings
+
+
+def _refusal(view: web.View, status: int, error: str) -> web.Response:
+    return view.json({"error": error}, status=status)
+
+
+def authorized(view: web.View, request: web.Request) -> web.Response | None:
+    """None when the request may go on, else the response that refuses it."""
+    token = settings.api_token.get_secret_value()
+    if not token:
+        return _refusal(view, 503, "the operator API is disabled: OUTBOUND_API_TOKEN is not set")
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return _refusal(view, 401, "missing or wrong bearer token")
+    return None
+
+
+@app.page("/health/ready")
+class Readiness(web.View):
+    """Ready once tables have recovered and no rebalance is under way."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        busy = [name for name, flag in (("recovering", app.in_recovery), ("rebalancing", app.rebalancing)) if flag]
+        return self.json({"ready": not busy, "busy": busy}, status=503 if busy else 200)
+
+
+@app.page("/v1/integrations")
+class Integrations(web.View):
+    """The integrations this worker routes to (its copy of the global table), secrets redacted."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        refused = authorized(self, request)
+        if refused is not None:
+            return refused
+        items: list[dict[str, Any]] = [
+            {**doc, "settings": redact_settings(doc.get("settings") or {})}
+            for doc in integrations_table.values()
+            if doc is not None
+        ]
+        return self.json({"integrations": sorted(items, key=lambda d: d["id"])})

@@ -1,0 +1,46 @@
+"""Session fixtures: one Kafka broker for the whole run, one shared deployment and worker."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.support import Deployment, Worker, load_local_kafka, unique
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    local_kafka = load_local_kafka()
+    home = Path(tempfile.mkdtemp(prefix="outbound-kafka-"))
+    broker = local_kafka.Broker(home, local_kafka.free_port(), local_kafka.free_port())
+    local_kafka.start(broker)
+    yield broker.bootstrap
+    local_kafka.stop(broker)
+
+
+def new_deployment(bootstrap: str, **extra_env: str) -> Deployment:
+    deployment = Deployment(
+        bootstrap=bootstrap,
+        prefix=unique("t") + ".",
+        workdir=Path(tempfile.mkdtemp(prefix="outbound-test-")),
+        secret_key=Fernet.generate_key().decode(),
+        extra_env=extra_env,
+    )
+    deployment.cli("topics", "apply")
+    return deployment
+
+
+@pytest.fixture(scope="session")
+def deployment(kafka: str) -> Deployment:
+    return new_deployment(kafka)
+
+
+@pytest.fixture(scope="session")
+async def worker(deployment: Deployment) -> AsyncIterator[Worker]:
+    running = await Worker(deployment, "shared").start().ready()
+    yield running
+    running.stop()

@@ -1,0 +1,39 @@
+from service.catalog import load_catalog, plan_topics
+from service.settings import Settings
+
+
+def catalog():
+    return load_catalog(Settings().topic_catalog, "p.", 1)
+
+
+def test_every_design_topic_is_in_the_catalog_under_the_prefix():
+    names = {t.name for t in catalog()}
+    for key in [
+        "recipes", "orders", "integrations", "triggers", "order-links", "deliveries", "deliveries-retry",
+        "deliveries-failed", "delivery-results", "notifications", "invalid-events",
+    ]:
+        assert f"p.{key}" in names
+
+
+def test_join_topics_are_copartitioned_and_integrations_compacted():
+    c = catalog()
+    assert c["recipes"].partitions == c["order-links"].partitions
+    assert c["integrations"].configs["cleanup.policy"] == "compact"
+
+
+def test_plan_creates_missing_and_reports_differences_without_changing_them():
+    c = catalog()
+    existing = {t.name: (t.partitions, dict(t.configs)) for t in c}
+    existing["p.recipes"] = (3, dict(c["recipes"].configs))
+    existing["p.integrations"] = (1, {"cleanup.policy": "delete"})
+    del existing["p.orders"]
+    plan = plan_topics(c, existing)
+    assert [t.name for t in plan.create] == ["p.orders"]
+    assert {d.topic for d in plan.differences} == {"p.recipes", "p.integrations"}
+    assert "p.deliveries" in plan.unchanged
+
+
+def test_plan_of_an_applied_catalog_is_empty():
+    c = catalog()
+    plan = plan_topics(c, {t.name: (t.partitions, dict(t.configs)) for t in c})
+    assert not plan.create and not plan.differences

@@ -1,0 +1,128 @@
+import json
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from service.settings import Settings
+from service.validation import INTEGRATION, ORDER, RECIPE, TRIGGER, Rejected, integration_reasons, parse_event
+from tests.support import EXAMPLES, example
+
+SCHEMAS = Settings().schemas_dir
+KINDS = {"recipe": RECIPE, "order": ORDER, "integration": INTEGRATION, "trigger": TRIGGER}
+
+
+def parse(kind, doc_or_bytes, key=None):
+    raw = doc_or_bytes if isinstance(doc_or_bytes, bytes) else orjson.dumps(doc_or_bytes)
+    if key is None and isinstance(doc_or_bytes, dict):
+        key = str(doc_or_bytes.get(kind.key_field, "")).encode()
+    return parse_event(kind, key, raw, schemas_dir=SCHEMAS, max_bytes=100_000)
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.name)
+def test_every_example_validates_against_its_schema_and_its_model(path):
+    kind = KINDS[path.name.split("-")[0]]
+    doc = orjson.loads(path.read_bytes())
+    Draft202012Validator.check_schema(orjson.loads((SCHEMAS / kind.schema_file).read_bytes()))
+    event = parse(kind, doc)
+    assert not isinstance(event, Rejected), event
+    # The typed model keeps what the schema defines, unchanged.
+    dumped = event.model_dump(mode="json", exclude_unset=True)
+    for field, value in doc.items():
+        if field not in ("occurredAt", "requestedAt"):
+            assert dumped[field] == value
+
+
+def test_unknown_fields_are_kept_and_ignored():
+    doc = {**example("recipe-created.json"), "futureField": {"x": 1}}
+    assert parse(RECIPE, doc).model_extra == {"futureField": {"x": 1}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "reason"),
+    [
+        (b"\xff\xfe", b"k", "not UTF-8"),
+        (b"{not json", b"k", "not JSON"),
+        (b"[1, 2]", b"k", "expected an object"),
+        (orjson.dumps({**example("recipe-created.json"), "type": "recipe.deleted"}), b"999-63CHGJokGoxPfSba", "type"),
+        (orjson.dumps(example("recipe-created.json")), b"other-id", "differs from recipeId"),
+        (orjson.dumps(example("recipe-created.json")), None, "no key"),
+        (b"{" + b" " * 200_000 + b"}", b"k", "more than the limit"),
+    ],
+)
+def test_malformed_messages_are_rejected_with_a_reason(raw, key, reason):
+    result = parse_event(RECIPE, key, raw, schemas_dir=SCHEMAS, max_bytes=100_000)
+    assert isinstance(result, Rejected)
+    assert any(reason in r for r in result.reasons), result.reasons
+
+
+def test_reasons_name_the_field():
+    doc = example("order-created.json")
+    doc["lineItems"][0]["itemQuantity"] = -1
+    result = parse(ORDER, doc)
+    assert isinstance(result, Rejected)
+    assert any(r.startswith("lineItems[0].itemQuantity") for r in result.reasons)
+
+
+def test_trigger_must_name_exactly_one_target():
+    doc = {**example("trigger-recipe.json"), "orderId": "123"}
+    assert parse(TRIGGER, doc).reasons == ["(document): name exactly one of recipeId, orderId or orderNumber"]
+
+
+def test_integration_rules_beyond_the_schema():
+    config = parse(INTEGRATION, {**example("integration-zapier.json"), "failureNotificationList": "ops@x.example, nope"})
+    reasons = integration_reasons(config, stored=False, allow_http_hooks=False)
+    assert reasons == ["failureNotificationList: 'nope' is not an e-mail address"]
+    http = example("integration-zapier.json")
+    http["settings"]["hook-url"] = "http://hooks.example/x"
+    assert "settings.hook-url" in integration_reasons(parse(INTEGRATION, http), stored=False, allow_http_hooks=False)[0]
+    assert integration_reasons(parse(INTEGRATION, http), stored=False, allow_http_hooks=True) == []
+    # On the topic, secrets must be encrypted.
+    stored = integration_reasons(parse(INTEGRATION, example("integration-s3.json")), stored=True, allow_http_hooks=False)
+    assert any("plain text" in r for r in stored)
+
+
+def test_a_refused_secret_is_not_echoed_in_the_reasons():
+    doc = example("integration-s3.json")
+    doc["settings"]["secret-key-secret"] = 12345678
+    result = parse(INTEGRATION, doc)
+    assert isinstance(result, Rejected)
+    assert not any("12345678" in r for r in result.reasons)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    max_leaves=20,
+)
+
+
+def dumps(value):
+    return json.dumps(value).encode()
+
+
+def mutated(base):
+    keys = list(base)
+    return st.one_of(
+        st.binary(max_size=200),
+        json_values.map(dumps),
+        st.builds(lambda k, v: dumps({**base, k: v}), st.sampled_from(keys), json_values),
+        st.builds(lambda k: dumps({x: y for x, y in base.items() if x != k}), st.sampled_from(keys)),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(KINDS)), st.data())
+def test_generated_malformed_events_get_reasons_never_an_exception(kind_name, data):
+    kind = KINDS[kind_name]
+    base = example({"recipe": "recipe-created.json", "order": "order-created.json",
+                    "integration": "integration-s3.json", "trigger": "trigger-recipe.json"}[kind_name])
+    raw = data.draw(mutated(base))
+    key = data.draw(st.one_of(st.none(), st.binary(max_size=30), st.just(str(base[kind.key_field]).encode())))
+    result = parse_event(kind, key, raw, schemas_dir=SCHEMAS, max_bytes=100_000)
+    if isinstance(result, Rejected):
+        assert result.reasons and all(isinstance(r, str) and r for r in result.reasons)
+    else:
+        assert isinstance(result, kind.model)

@@ -70,7 +70,7 @@ notifications_topic = topic("notifications")
 invalid_events_topic = topic("invalid-events")
 
 
-JSON_SCHEMA = faust.Schema(key_serializer="json", value_serializer="json")
+JSON_SCHEMA: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
 
 
 def table(name: str, partitions_of: str) -> Any:

@@ -76,7 +76,9 @@ def plan_topics(catalog: Catalog, existing: dict[str, tuple[int, dict[str, str]]
         partitions, configs = existing[spec.name]
         found = []
         if partitions != spec.partitions:
-            found.append(TopicDifference(spec.name, f"partitions: cluster has {partitions}, catalog wants {spec.partitions}"))
+            found.append(
+                TopicDifference(spec.name, f"partitions: cluster has {partitions}, catalog wants {spec.partitions}")
+            )
         for key, wanted in sorted(spec.configs.items()):
             actual = configs.get(key)
             if actual != wanted:

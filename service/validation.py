@@ -50,9 +50,7 @@ class Rejected:
 @lru_cache(maxsize=4)
 def _validators(schemas_dir: Path) -> dict[str, Draft202012Validator]:
     docs = {p.name: orjson.loads(p.read_bytes()) for p in sorted(schemas_dir.glob("*.schema.json"))}
-    registry: Registry = Registry().with_resources(
-        (doc["$id"], Resource.from_contents(doc)) for doc in docs.values()
-    )
+    registry: Registry = Registry().with_resources((doc["$id"], Resource.from_contents(doc)) for doc in docs.values())
     return {name: Draft202012Validator(doc, registry=registry) for name, doc in docs.items()}
 
 
@@ -107,7 +105,9 @@ def integration_reasons(config: Integration, *, stored: bool, allow_http_hooks: 
     if config.type == "zapier":
         url = str(config.settings.get("hook-url", ""))
         if url.startswith("http://") and not allow_http_hooks:
-            reasons.append("settings.hook-url: must be https (plain http is only allowed by the service's local-testing setting)")
+            reasons.append(
+                "settings.hook-url: must be https (plain http is only allowed by the service's local-testing setting)"
+            )
     if stored:
         for name, value in config.settings.items():
             if is_secret_setting(name) and not is_encrypted(value):
@@ -130,7 +130,9 @@ def parse_json(value: bytes | None, max_bytes: int) -> Any | Rejected:
         return Rejected([f"message is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"])
 
 
-def parse_event(kind: Kind[M], key: bytes | None, value: bytes | None, *, schemas_dir: Path, max_bytes: int) -> M | Rejected:
+def parse_event(
+    kind: Kind[M], key: bytes | None, value: bytes | None, *, schemas_dir: Path, max_bytes: int
+) -> M | Rejected:
     doc = parse_json(value, max_bytes)
     if isinstance(doc, Rejected):
         return doc

@@ -122,7 +122,9 @@ class Deployment:
         finally:
             await consumer.stop()
 
-    async def read_json(self, key: str, where: Callable[[dict[str, Any]], bool] = lambda d: True) -> list[dict[str, Any]]:
+    async def read_json(
+        self, key: str, where: Callable[[dict[str, Any]], bool] = lambda d: True
+    ) -> list[dict[str, Any]]:
         return [d for d in (orjson.loads(r.value) for r in await self.read(key) if r.value is not None) if where(d)]
 
     async def wait_json(
@@ -148,7 +150,9 @@ class Worker:
         self.port = load_local_kafka().free_port()
         self.log = deployment.workdir / f"{name}.log"
         self.env = deployment.env(
-            OUTBOUND_WEB_PORT=str(self.port), OUTBOUND_DATA_DIR=str(deployment.workdir / f"{name}-data"), **env
+            OUTBOUND_WEB_PORT=str(self.port),
+            OUTBOUND_DATA_DIR=str(deployment.workdir / f"{name}-data"),
+            **env,
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -43,8 +43,14 @@ def fetch() -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     subprocess.run(
         [
-            "mvn", "-q", "-B", "-f", str(HERE / "pom.xml"), "dependency:copy-dependencies",
-            f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(HERE / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}",
+            "-DincludeScope=runtime",
         ],
         check=True,
     )
@@ -127,21 +133,30 @@ def start(broker: Broker, timeout: float = 120.0) -> Broker:
     config = broker.home / "server.properties"
     config.write_text(broker.properties())
     java = [
-        "java", "-Xms128m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        "java",
+        "-Xms128m",
+        "-Xmx768m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
         "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
         "-Dorg.slf4j.simpleLogger.showDateTime=true",
-        "-cp", f"{libs}/*",
+        "-cp",
+        f"{libs}/*",
     ]
     if not (broker.home / "data" / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
             [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
-            check=True, stdout=subprocess.DEVNULL,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     with broker.log_file.open("ab") as log:
         proc = subprocess.Popen(
             [*java, "kafka.Kafka", str(config)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     broker.pid_file.write_text(str(proc.pid))
     try:

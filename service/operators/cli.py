@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
 
-from service.catalog import load_catalog
+from service.catalog import Catalog, load_catalog
 from service.kafka_admin import apply_topics, broker_answers
 from service.secrets import SecretBox, SecretKeyError, redact_settings
 from service.settings import Settings, get_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 topics_cli = typer.Typer(no_args_is_help=True, help="The topic catalog.")
-integrations_cli = typer.Typer(no_args_is_help=True, help="Integration configurations (the compacted integrations topic).")
+integrations_cli = typer.Typer(
+    no_args_is_help=True, help="Integration configurations (the compacted integrations topic)."
+)
 cli.add_typer(topics_cli, name="topics")
 cli.add_typer(integrations_cli, name="integrations")
 
@@ -36,7 +38,7 @@ def require_broker(settings: Settings) -> None:
         )
 
 
-def catalog_of(settings: Settings):  # type: ignore[no-untyped-def]
+def catalog_of(settings: Settings) -> Catalog:
     return load_catalog(settings.topic_catalog, settings.topic_prefix, settings.replication_factor)
 
 
@@ -74,9 +76,16 @@ def _box(settings: Settings) -> SecretBox:
 
 
 @integrations_cli.command("put")
-def integrations_put(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
+def integrations_put(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+) -> None:
     """Validate an integration configuration, encrypt its secrets and publish it."""
-    from service.operators.integration_store import IntegrationRefused, check_new_integration, publish_integration, sealed
+    from service.operators.integration_store import (
+        IntegrationRefused,
+        check_new_integration,
+        publish_integration,
+        sealed,
+    )
 
     settings = get_settings()
     try:
@@ -91,17 +100,19 @@ def integrations_put(file: Annotated[Path, typer.Argument(exists=True, dir_okay=
     value = sealed(config, _box(settings))
     require_broker(settings)
     asyncio.run(publish_integration(settings, catalog_of(settings), config.id, value))
-    typer.echo(f"published {config.id} ({config.type}, tenant {config.tenant}, {'enabled' if config.enabled else 'disabled'})")
+    typer.echo(
+        f"published {config.id} ({config.type}, tenant {config.tenant}, {'enabled' if config.enabled else 'disabled'})"
+    )
 
 
-def _current(settings: Settings) -> dict[str, dict]:  # type: ignore[type-arg]
+def _current(settings: Settings) -> dict[str, dict[str, Any]]:
     from service.operators.integration_store import read_integrations
 
     require_broker(settings)
     return asyncio.run(read_integrations(settings, catalog_of(settings)))
 
 
-def _redacted(doc: dict) -> dict:  # type: ignore[type-arg]
+def _redacted(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "settings": redact_settings(doc.get("settings") or {})}
 
 

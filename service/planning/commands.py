@@ -17,7 +17,10 @@ def delivery_id(event_id: str, recipe_id: str, integration_id: str) -> str:
 
 def delivery_files(recipe: RecipeEvent, prefix: str) -> list[DeliveryFile]:
     names = unique_names([delivered_name(prefix, f.name, f.type) for f in recipe.files])
-    return [DeliveryFile(kind=f.kind, name=n, mimeType=f.mimeType, url=f.url) for f, n in zip(recipe.files, names, strict=True)]
+    return [
+        DeliveryFile(kind=f.kind, name=n, mimeType=f.mimeType, url=f.url)
+        for f, n in zip(recipe.files, names, strict=True)
+    ]
 
 
 def recipe_commands(recipe: RecipeEvent, integrations: list[Integration], now: datetime) -> list[DeliveryCommand]:
@@ -38,7 +41,9 @@ def recipe_commands(recipe: RecipeEvent, integrations: list[Integration], now: d
     ]
 
 
-def order_commands(link: OrderLink, recipe: RecipeEvent, integrations: list[Integration], now: datetime) -> list[DeliveryCommand]:
+def order_commands(
+    link: OrderLink, recipe: RecipeEvent, integrations: list[Integration], now: datetime
+) -> list[DeliveryCommand]:
     files = delivery_files(recipe, file_prefix(recipe.recipeId, link.orderId, link.orderNumber))
     return [
         DeliveryCommand(

@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from service.contracts import Integration
 
 
-def route(event_type: str, tenant: str, integrations: Iterable[Integration], only: str | None = None) -> list[Integration]:
+def route(
+    event_type: str, tenant: str, integrations: Iterable[Integration], only: str | None = None
+) -> list[Integration]:
     """Every enabled integration of the tenant that subscribes to the event type (or just `only`)."""
     return sorted(
         (

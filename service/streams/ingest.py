@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from faust.types import StreamT
 
 from service.app import (
     app,
@@ -39,8 +40,8 @@ async def guarded(event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
 
 
 @app.agent(orders_topic)
-async def ingest_orders(stream: AsyncIterator[Any]) -> None:
-    async for event in stream.events():  # type: ignore[attr-defined]
+async def ingest_orders(stream: StreamT[Any]) -> None:
+    async for event in stream.events():
         await guarded(event, handle_order)
 
 
@@ -59,14 +60,14 @@ async def handle_order(event: Any) -> None:
 
 
 @app.agent(order_index_topic)
-async def index_order_numbers(stream: AsyncIterator[Any]) -> None:
-    async for event in stream.events():  # type: ignore[attr-defined]
+async def index_order_numbers(stream: StreamT[Any]) -> None:
+    async for event in stream.events():
         order_numbers_table[event.key.decode()] = orjson.loads(event.value)["orderId"]
 
 
 @app.agent(integrations_topic)
-async def ingest_integrations(stream: AsyncIterator[Any]) -> None:
-    async for event in stream.events():  # type: ignore[attr-defined]
+async def ingest_integrations(stream: StreamT[Any]) -> None:
+    async for event in stream.events():
         await guarded(event, handle_integration)
 
 
@@ -78,7 +79,11 @@ async def handle_integration(event: Any) -> None:
         log.info("integration deleted", extra={"integrationId": key})
         return
     config = parse_event(
-        INTEGRATION, event.key, event.value, schemas_dir=settings.schemas_dir, max_bytes=settings.max_event_bytes
+        INTEGRATION,
+        event.key,
+        event.value,
+        schemas_dir=settings.schemas_dir,
+        max_bytes=settings.max_event_bytes,
     )
     reasons = config.reasons if isinstance(config, Rejected) else []
     if isinstance(config, Integration):
@@ -89,12 +94,15 @@ async def handle_integration(event: Any) -> None:
         return
     assert isinstance(config, Integration)
     integrations_table[config.id] = config.model_dump(mode="json")
-    log.info("integration stored", extra={"integrationId": config.id, "type": config.type, "enabled": config.enabled})
+    log.info(
+        "integration stored",
+        extra={"integrationId": config.id, "type": config.type, "enabled": config.enabled},
+    )
 
 
 @app.agent(triggers_topic)
-async def ingest_triggers(stream: AsyncIterator[Any]) -> None:
-    async for event in stream.events():  # type: ignore[attr-defined]
+async def ingest_triggers(stream: StreamT[Any]) -> None:
+    async for event in stream.events():
         await guarded(event, handle_trigger)
 
 

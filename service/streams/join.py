@@ -8,9 +8,10 @@ stream (not two agents) means a link can never slip between "recipe missing" and
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+
+from faust.types import StreamT
 
 from service.app import (
     app,
@@ -31,7 +32,9 @@ from service.validation import RECIPE, Rejected, parse_event
 
 log = logging.getLogger(__name__)
 
-join_topic = app.topic(catalog["recipes"].name, catalog["order-links"].name, key_serializer="raw", value_serializer="raw")
+join_topic = app.topic(
+    catalog["recipes"].name, catalog["order-links"].name, key_serializer="raw", value_serializer="raw"
+)
 
 
 def delivery_key(command: DeliveryCommand) -> str:
@@ -40,8 +43,8 @@ def delivery_key(command: DeliveryCommand) -> str:
 
 
 @app.agent(join_topic)
-async def join_recipes_and_orders(stream: AsyncIterator[Any]) -> None:
-    async for event in stream.events():  # type: ignore[attr-defined]
+async def join_recipes_and_orders(stream: StreamT[Any]) -> None:
+    async for event in stream.events():
         if event.message.topic == catalog["recipes"].name:
             await guarded(event, handle_recipe)
         else:
@@ -66,12 +69,20 @@ async def handle_recipe(event: Any) -> None:
     await publish(deliveries_topic, [(delivery_key(c), c) for c in commands])
     if waiting:
         del pending_links_table[recipe.recipeId]
-    log.info("recipe accepted", extra={"recipeId": recipe.recipeId, "deliveries": len(commands), "released": len(waiting)})
+    log.info(
+        "recipe accepted",
+        extra={"recipeId": recipe.recipeId, "deliveries": len(commands), "released": len(waiting)},
+    )
 
 
-def commands_for_link(link: OrderLink, recipe: RecipeEvent, integrations: list[Any], now: datetime) -> list[DeliveryCommand]:
+def commands_for_link(
+    link: OrderLink, recipe: RecipeEvent, integrations: list[Any], now: datetime
+) -> list[DeliveryCommand]:
     if recipe.tenant != link.tenant:
-        log.warning("order line points at another tenant's recipe", extra={"orderId": link.orderId, "recipeId": link.recipeId})
+        log.warning(
+            "order line points at another tenant's recipe",
+            extra={"orderId": link.orderId, "recipeId": link.recipeId},
+        )
         return []
     return order_commands(link, recipe, route(link.eventType, link.tenant, integrations, only=link.integrationId), now)
 
@@ -80,9 +91,15 @@ async def handle_link(event: Any) -> None:
     link = OrderLink.model_validate_json(event.value)
     stored = recipes_table.get(link.recipeId)
     if stored is None:
-        pending_links_table[link.recipeId] = [*(pending_links_table.get(link.recipeId) or []), link.model_dump(mode="json")]
+        pending_links_table[link.recipeId] = [
+            *(pending_links_table.get(link.recipeId) or []),
+            link.model_dump(mode="json"),
+        ]
         log.info("order link waits for its recipe", extra={"orderId": link.orderId, "recipeId": link.recipeId})
         return
     commands = commands_for_link(link, RecipeEvent.model_validate(stored), all_integrations(), datetime.now(UTC))
     await publish(deliveries_topic, [(delivery_key(c), c) for c in commands])
-    log.info("order link joined", extra={"orderId": link.orderId, "recipeId": link.recipeId, "deliveries": len(commands)})
+    log.info(
+        "order link joined",
+        extra={"orderId": link.orderId, "recipeId": link.recipeId, "deliveries": len(commands)},
+    )

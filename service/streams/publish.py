@@ -15,7 +15,11 @@ async def publish(topic: Any, items: Iterable[tuple[str, BaseModel | dict[str, A
     futures = []
     for key, value in items:
         payload = (
-            None if value is None else value.model_dump_json().encode() if isinstance(value, BaseModel) else orjson.dumps(value)
+            None
+            if value is None
+            else value.model_dump_json().encode()
+            if isinstance(value, BaseModel)
+            else orjson.dumps(value)
         )
         futures.append(await topic.send(key=key.encode(), value=payload))
     if futures:

@@ -34,7 +34,12 @@ async def reject(message: Any, reasons: list[str], *, keep_value: bool = True) -
     record = invalid_event_record(message, reasons, keep_value=keep_value)
     log.warning(
         "event refused",
-        extra={"topic": message.topic, "partition": message.partition, "offset": message.offset, "reasons": reasons},
+        extra={
+            "topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+            "reasons": reasons,
+        },
     )
     fut = await invalid_events_topic.send(key=message.key, value=orjson.dumps(record))
     await fut

@@ -24,7 +24,9 @@ async def test_topics_apply_creates_the_catalog_with_its_partitions_and_configs(
     try:
         described = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics([s.name for s in catalog])}
         assert described == {spec.name: spec.partitions for spec in catalog}
-        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, catalog["integrations"].name)])
+        [response] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, catalog["integrations"].name)]
+        )
         configs = {entry[0]: entry[1] for entry in response.resources[0][4]}
         assert configs["cleanup.policy"] == "compact"
     finally:
@@ -39,7 +41,11 @@ def test_topics_apply_twice_changes_nothing_the_second_time(kafka):
 
 
 def test_unreachable_broker_is_a_clear_error_not_a_hang():
-    env = {"OUTBOUND_BROKER": "kafka://127.0.0.1:1", "OUTBOUND_BROKER_WAIT_SECONDS": "1", "PATH": "/usr/bin:/bin"}
+    env = {
+        "OUTBOUND_BROKER": "kafka://127.0.0.1:1",
+        "OUTBOUND_BROKER_WAIT_SECONDS": "1",
+        "PATH": "/usr/bin:/bin",
+    }
     for args in (["worker"], ["topics", "apply"]):
         result = subprocess.run([OUTBOUND, *args], env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 2

@@ -9,8 +9,17 @@ def catalog():
 def test_every_design_topic_is_in_the_catalog_under_the_prefix():
     names = {t.name for t in catalog()}
     for key in [
-        "recipes", "orders", "integrations", "triggers", "order-links", "deliveries", "deliveries-retry",
-        "deliveries-failed", "delivery-results", "notifications", "invalid-events",
+        "recipes",
+        "orders",
+        "integrations",
+        "triggers",
+        "order-links",
+        "deliveries",
+        "deliveries-retry",
+        "deliveries-failed",
+        "delivery-results",
+        "notifications",
+        "invalid-events",
     ]:
         assert f"p.{key}" in names
 

@@ -10,7 +10,9 @@ NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 
 def integration(id_, tenant="acme", events=("order.created",), enabled=True, type_="local"):
-    return Integration(id=id_, tenant=tenant, type=type_, enabled=enabled, events=list(events), settings={"directory": "x"})
+    return Integration(
+        id=id_, tenant=tenant, type=type_, enabled=enabled, events=list(events), settings={"directory": "x"}
+    )
 
 
 def test_route_picks_enabled_integrations_of_the_tenant_subscribed_to_the_event():
@@ -27,8 +29,17 @@ def test_route_picks_enabled_integrations_of_the_tenant_subscribed_to_the_event(
 
 def test_delivery_id_is_stable_and_distinct_per_event_recipe_and_integration():
     assert delivery_id("e1", "r1", "i1") == delivery_id("e1", "r1", "i1")
-    assert len({delivery_id("e1", "r1", "i1"), delivery_id("e2", "r1", "i1"), delivery_id("e1", "r2", "i1"),
-                delivery_id("e1", "r1", "i2")}) == 4
+    assert (
+        len(
+            {
+                delivery_id("e1", "r1", "i1"),
+                delivery_id("e2", "r1", "i1"),
+                delivery_id("e1", "r2", "i1"),
+                delivery_id("e1", "r1", "i2"),
+            }
+        )
+        == 4
+    )
 
 
 def test_order_command_names_files_like_the_seed_and_carries_no_personal_data():
@@ -46,7 +57,10 @@ def test_order_command_names_files_like_the_seed_and_carries_no_personal_data():
 def test_recipe_command_uses_raw_feed_names():
     recipe = RecipeEvent.model_validate(example("recipe-created.json"))
     [command] = recipe_commands(recipe, [integration("raw", events=["recipe.created"])], NOW)
-    assert [f.name for f in command.files][:2] == ["999-63CHGJokGoxPfSba-Recipe.json", "999-63CHGJokGoxPfSba-Ticket.pdf"]
+    assert [f.name for f in command.files][:2] == [
+        "999-63CHGJokGoxPfSba-Recipe.json",
+        "999-63CHGJokGoxPfSba-Ticket.pdf",
+    ]
     assert command.orderId is None
 
 

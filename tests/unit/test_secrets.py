@@ -23,7 +23,11 @@ def test_a_rotated_key_still_opens_old_secrets():
 
 
 def test_redaction_hides_every_secret_setting():
-    assert redact_settings(SETTINGS) == {"bucket": "b", "access-key-secret": REDACTED, "password-secure": REDACTED}
+    assert redact_settings(SETTINGS) == {
+        "bucket": "b",
+        "access-key-secret": REDACTED,
+        "password-secure": REDACTED,
+    }
 
 
 def test_missing_or_bad_keys_are_a_clear_error():

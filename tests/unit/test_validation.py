@@ -46,7 +46,11 @@ def test_unknown_fields_are_kept_and_ignored():
         (b"\xff\xfe", b"k", "not UTF-8"),
         (b"{not json", b"k", "not JSON"),
         (b"[1, 2]", b"k", "expected an object"),
-        (orjson.dumps({**example("recipe-created.json"), "type": "recipe.deleted"}), b"999-63CHGJokGoxPfSba", "type"),
+        (
+            orjson.dumps({**example("recipe-created.json"), "type": "recipe.deleted"}),
+            b"999-63CHGJokGoxPfSba",
+            "type",
+        ),
         (orjson.dumps(example("recipe-created.json")), b"other-id", "differs from recipeId"),
         (orjson.dumps(example("recipe-created.json")), None, "no key"),
         (b"{" + b" " * 200_000 + b"}", b"k", "more than the limit"),
@@ -72,7 +76,9 @@ def test_trigger_must_name_exactly_one_target():
 
 
 def test_integration_rules_beyond_the_schema():
-    config = parse(INTEGRATION, {**example("integration-zapier.json"), "failureNotificationList": "ops@x.example, nope"})
+    config = parse(
+        INTEGRATION, {**example("integration-zapier.json"), "failureNotificationList": "ops@x.example, nope"}
+    )
     reasons = integration_reasons(config, stored=False, allow_http_hooks=False)
     assert reasons == ["failureNotificationList: 'nope' is not an e-mail address"]
     http = example("integration-zapier.json")
@@ -80,7 +86,9 @@ def test_integration_rules_beyond_the_schema():
     assert "settings.hook-url" in integration_reasons(parse(INTEGRATION, http), stored=False, allow_http_hooks=False)[0]
     assert integration_reasons(parse(INTEGRATION, http), stored=False, allow_http_hooks=True) == []
     # On the topic, secrets must be encrypted.
-    stored = integration_reasons(parse(INTEGRATION, example("integration-s3.json")), stored=True, allow_http_hooks=False)
+    stored = integration_reasons(
+        parse(INTEGRATION, example("integration-s3.json")), stored=True, allow_http_hooks=False
+    )
     assert any("plain text" in r for r in stored)
 
 
@@ -117,8 +125,14 @@ def mutated(base):
 @given(st.sampled_from(sorted(KINDS)), st.data())
 def test_generated_malformed_events_get_reasons_never_an_exception(kind_name, data):
     kind = KINDS[kind_name]
-    base = example({"recipe": "recipe-created.json", "order": "order-created.json",
-                    "integration": "integration-s3.json", "trigger": "trigger-recipe.json"}[kind_name])
+    base = example(
+        {
+            "recipe": "recipe-created.json",
+            "order": "order-created.json",
+            "integration": "integration-s3.json",
+            "trigger": "trigger-recipe.json",
+        }[kind_name]
+    )
     raw = data.draw(mutated(base))
     key = data.draw(st.one_of(st.none(), st.binary(max_size=30), st.just(str(base[kind.key_field]).encode())))
     result = parse_event(kind, key, raw, schemas_dir=SCHEMAS, max_bytes=100_000)

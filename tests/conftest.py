@@ -36,7 +36,7 @@ def new_deployment(bootstrap: str, **extra_env: str) -> Deployment:
 
 @pytest.fixture(scope="session")
 def deployment(kafka: str) -> Deployment:
-    return new_deployment(kafka)
+    return new_deployment(kafka, OUTBOUND_MAX_EVENT_BYTES="200000")
 
 
 @pytest.fixture(scope="session")

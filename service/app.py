@@ -80,18 +80,9 @@ def table(name: str, partitions_of: str) -> Any:
     return app.Table(name, partitions=catalog[partitions_of].partitions, schema=JSON_SCHEMA)
 
 
-def global_table(name: str) -> Any:
-    """Every worker holds all of it. One partition: several partitions can loop in recovery."""
-    return app.GlobalTable(name, partitions=1, recovery_buffer_size=1, schema=JSON_SCHEMA)
-
-
 # recipeId -> validated recipe event
 recipes_table = table("recipes", "recipes")
 # recipeId -> order links that arrived before their recipe
 pending_links_table = table("pending-links", "order-links")
 # orderId -> the order without personal data, and its latest event
 orders_table = table("orders", "orders")
-# integration id -> configuration (secrets still encrypted)
-integrations_table = global_table("integration-configs")
-# "<tenant>/<orderNumber>" -> orderId
-order_numbers_table = global_table("order-numbers")

@@ -47,12 +47,41 @@ class Settings(BaseSettings):
     allow_http_hooks: bool = False
     local_delivery_root: Path = ROOT / ".local" / "deliveries"
 
+    # Fetching recipe files: only from these hosts (comma-separated host or host:port).
+    asset_hosts: str = ""
+    max_file_bytes: int = Field(2 * 1024**3, ge=1)
+    fetch_timeout_seconds: float = 60.0
+    spool_dir: Path = ROOT / ".local" / "spool"
+
+    # Delivering
+    delivery_concurrency: int = Field(8, ge=1, le=256)
+    destination_timeout_seconds: float = 120.0
+
+    # Retries (seed: two retries after the first attempt)
+    max_attempts: int = Field(3, ge=1, le=10)
+    retry_delays_seconds: str = "30,120"
+
+    # SMTP for e-mail integrations and notifications
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = "recipe-outbound@localhost"
+    smtp_cafile: Path | None = None
+
     def bootstrap_servers(self) -> str:
         """The broker URL(s) without the kafka:// scheme, as aiokafka wants them."""
         return ",".join(url.split("://", 1)[-1] for url in self.broker.split(";"))
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    def allowed_asset_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.asset_hosts.split(",") if h.strip())
+
+    def retry_delays(self) -> list[float]:
+        return [float(d) for d in self.retry_delays_seconds.split(",") if d.strip()]
 
 
 @lru_cache(maxsize=1)

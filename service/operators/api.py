@@ -11,8 +11,9 @@ from typing import Any
 
 from faust import web
 
-from service.app import app, integrations_table, settings
+from service.app import app, settings
 from service.secrets import redact_settings
+from service.streams.configs import integrations_view
 
 
 def _refusal(view: web.View, status: int, error: str) -> web.Response:
@@ -35,7 +36,12 @@ class Readiness(web.View):
     """Ready once tables have recovered and no rebalance is under way."""
 
     async def get(self, request: web.Request) -> web.Response:
-        busy = [name for name, flag in (("recovering", app.in_recovery), ("rebalancing", app.rebalancing)) if flag]
+        flags = (
+            ("recovering", app.in_recovery),
+            ("rebalancing", app.rebalancing),
+            ("loading integrations", not integrations_view.caught_up),
+        )
+        busy = [name for name, flag in flags if flag]
         return self.json({"ready": not busy, "busy": busy}, status=503 if busy else 200)
 
 
@@ -48,8 +54,7 @@ class Integrations(web.View):
         if refused is not None:
             return refused
         items: list[dict[str, Any]] = [
-            {**doc, "settings": redact_settings(doc.get("settings") or {})}
-            for doc in integrations_table.values()
-            if doc is not None
+            {**config.model_dump(mode="json"), "settings": redact_settings(config.settings)}
+            for config in integrations_view.values()
         ]
         return self.json({"integrations": sorted(items, key=lambda d: d["id"])})

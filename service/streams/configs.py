@@ -1,15 +1,49 @@
-"""Reading integration configurations from the global table."""
+"""The live views every worker keeps: integration configurations and the order-number index."""
 
 from __future__ import annotations
 
-from service.app import integrations_table
+import orjson
+
+from service.app import app, catalog, settings
 from service.contracts import Integration
+from service.streams.views import TopicView
+from service.validation import INTEGRATION, integration_reasons, parse_event
+
+
+def _integration(key: bytes, value: bytes) -> Integration | None:
+    """Only what the ingest agent would store; refused configurations are reported there."""
+    config = parse_event(INTEGRATION, key, value, schemas_dir=settings.schemas_dir, max_bytes=settings.max_event_bytes)
+    if not isinstance(config, Integration):
+        return None
+    if integration_reasons(config, stored=True, allow_http_hooks=settings.allow_http_hooks):
+        return None
+    return config
+
+
+def _order_id(key: bytes, value: bytes) -> str | None:
+    try:
+        return str(orjson.loads(value)["orderId"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
+integrations_view: TopicView[Integration] = TopicView(catalog["integrations"].name, _integration)
+order_numbers_view: TopicView[str] = TopicView(catalog["order-index"].name, _order_id)
+
+
+@app.task
+async def follow_integrations() -> None:
+    await integrations_view.run(settings)
+
+
+@app.task
+async def follow_order_index() -> None:
+    await order_numbers_view.run(settings)
 
 
 def all_integrations() -> list[Integration]:
-    return [Integration.model_validate(doc) for doc in integrations_table.values() if doc is not None]
+    return integrations_view.values()
 
 
 def find_integration(integration_id: str) -> Integration | None:
-    doc = integrations_table.get(integration_id)
-    return Integration.model_validate(doc) if doc is not None else None
+    return integrations_view.get(integration_id)

@@ -6,16 +6,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from faust.types import StreamT
 
 from service.app import (
     app,
-    integrations_table,
     integrations_topic,
     order_index_topic,
     order_links_topic,
-    order_numbers_table,
     orders_table,
     orders_topic,
     settings,
@@ -59,12 +56,8 @@ async def handle_order(event: Any) -> None:
     log.info("order accepted", extra={"orderId": order.orderId, "type": order.type, "lines": len(order.lineItems)})
 
 
-@app.agent(order_index_topic)
-async def index_order_numbers(stream: StreamT[Any]) -> None:
-    async for event in stream.events():
-        order_numbers_table[event.key.decode()] = orjson.loads(event.value)["orderId"]
-
-
+# Every worker keeps its own copy of the integrations (streams/configs.py); this agent, consumed
+# by the group, is where refused configurations are reported, once.
 @app.agent(integrations_topic)
 async def ingest_integrations(stream: StreamT[Any]) -> None:
     async for event in stream.events():
@@ -73,10 +66,7 @@ async def ingest_integrations(stream: StreamT[Any]) -> None:
 
 async def handle_integration(event: Any) -> None:
     if event.value is None:
-        key = event.key.decode("utf-8", "replace") if event.key else ""
-        if key in integrations_table:
-            del integrations_table[key]
-        log.info("integration deleted", extra={"integrationId": key})
+        log.info("integration deleted", extra={"integrationId": (event.key or b"").decode("utf-8", "replace")})
         return
     config = parse_event(
         INTEGRATION,
@@ -93,7 +83,6 @@ async def handle_integration(event: Any) -> None:
         await reject(event.message, reasons, keep_value=not any("plain text" in r for r in reasons))
         return
     assert isinstance(config, Integration)
-    integrations_table[config.id] = config.model_dump(mode="json")
     log.info(
         "integration stored",
         extra={"integrationId": config.id, "type": config.type, "enabled": config.enabled},

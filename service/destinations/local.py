@@ -1,0 +1,41 @@
+"""A folder on the worker's disk, under the configured local-delivery root."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from service.destinations.base import DeliveryError, Destination, Job
+
+
+class LocalDestination(Destination):
+    def __init__(self, settings: dict[str, Any], allow_private: bool, root: Path) -> None:
+        super().__init__(settings, allow_private)
+        self.root = root.resolve()
+
+    def folder(self) -> Path:
+        folder = (self.root / str(self.settings["directory"])).resolve()
+        if not folder.is_relative_to(self.root):
+            raise DeliveryError("settings.directory points outside the local-delivery root", permanent=True)
+        return folder
+
+    async def deliver(self, job: Job) -> int:
+        folder = self.folder()
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        for file in job.files:
+            await asyncio.to_thread(_atomic_copy, file.path, folder / file.name)
+        return job.total_bytes
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    """Readers never see a half-written file: copy to a hidden temporary name, then rename."""
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -1,0 +1,81 @@
+"""Every worker's own full, live copy of a small compacted topic (integrations, the order index).
+
+Each worker reads the whole topic with its own consumer (no group), from the beginning, for as long
+as it runs: a change reaches every worker whatever the rebalances. Faust's GlobalTable was the
+first choice; with two workers its standby reader missed writes made during a rebalance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from service.kafka_admin import client_options
+from service.settings import Settings
+
+V = TypeVar("V")
+log = logging.getLogger(__name__)
+
+
+class TopicView(Generic[V]):
+    """key -> latest value that `parse` accepts; a tombstone or a refused value removes the key."""
+
+    def __init__(self, topic: str, parse: Callable[[bytes, bytes], V | None]) -> None:
+        self.topic = topic
+        self.parse = parse
+        self.items: dict[str, V] = {}
+        self.caught_up = False
+
+    def get(self, key: str) -> V | None:
+        return self.items.get(key)
+
+    def values(self) -> list[V]:
+        return list(self.items.values())
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        name = key.decode("utf-8", "replace")
+        parsed = self.parse(key, value) if value is not None else None
+        if parsed is None:
+            self.items.pop(name, None)
+        else:
+            self.items[name] = parsed
+
+    async def run(self, settings: Settings) -> None:
+        """Read forever; reconnects after broker errors."""
+        while True:
+            try:
+                await self._follow(settings)
+            except KafkaError as exc:
+                log.warning("topic view lost the broker; reconnecting", extra={"topic": self.topic, "error": str(exc)})
+                await asyncio.sleep(1.0)
+
+    async def _follow(self, settings: Settings) -> None:
+        consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            metadata = await consumer._client.fetch_all_metadata()
+            partitions = [
+                TopicPartition(self.topic, p) for p in sorted(metadata.partitions_for_topic(self.topic) or [])
+            ]
+            if not partitions:
+                raise KafkaError(f"topic {self.topic} does not exist (run `outbound topics apply`)")
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            end = await consumer.end_offsets(partitions)
+            while True:
+                batch = await consumer.getmany(*partitions, timeout_ms=500)
+                for records in batch.values():
+                    for record in records:
+                        self.apply(record.key, record.value)
+                if not self.caught_up and not [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+                    self.caught_up = True
+                    log.info("topic view caught up", extra={"topic": self.topic, "keys": len(self.items)})
+        finally:
+            await consumer.stop()

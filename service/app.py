@@ -86,3 +86,5 @@ recipes_table = table("recipes", "recipes")
 pending_links_table = table("pending-links", "order-links")
 # orderId -> the order without personal data, and its latest event
 orders_table = table("orders", "orders")
+# "order:<orderId>" or "recipe:<recipeId>" -> "<recipeId>|<integrationId>" -> latest delivery status
+status_table = table("delivery-status", "delivery-results")

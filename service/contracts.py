@@ -111,8 +111,18 @@ class DeliveryFile(ServiceMessage):
     url: str
 
 
+class AttemptError(ServiceMessage):
+    attempt: int
+    at: datetime
+    error: str
+
+
 class DeliveryCommand(ServiceMessage):
-    """Deliver one recipe's files to one integration, for one event. Carries no secrets."""
+    """Deliver one recipe's files to one integration, for one event. Carries no secrets.
+
+    On deliveries-retry it also carries the next attempt's number, when it is due, and the errors
+    of the attempts so far.
+    """
 
     deliveryId: str
     integrationId: str
@@ -125,5 +135,31 @@ class DeliveryCommand(ServiceMessage):
     orderNumber: str | None = None
     files: list[DeliveryFile]
     manual: bool = False
+    occurredAt: datetime | None = None
     attempt: int = 1
+    dueAt: datetime | None = None
+    errors: list[AttemptError] = []
     createdAt: datetime
+
+
+Outcome = Literal["delivered", "failed", "superseded", "skipped"]
+
+
+class DeliveryResult(ServiceMessage):
+    """What happened to one attempt of one delivery (topic delivery-results)."""
+
+    deliveryId: str
+    integrationId: str
+    integrationType: IntegrationType
+    tenant: str
+    eventType: EventType
+    recipeId: str
+    orderId: str | None = None
+    orderNumber: str | None = None
+    attempt: int
+    startedAt: datetime
+    finishedAt: datetime
+    bytes: int = 0
+    outcome: Outcome
+    error: str | None = None
+    final: bool = True

@@ -11,7 +11,7 @@ from typing import Any
 
 from faust import web
 
-from service.app import app, settings
+from service.app import app, settings, status_table
 from service.secrets import redact_settings
 from service.streams.configs import integrations_view
 
@@ -58,3 +58,19 @@ class Integrations(web.View):
             for config in integrations_view.values()
         ]
         return self.json({"integrations": sorted(items, key=lambda d: d["id"])})
+
+
+@app.page("/v1/status/{kind}/{ident}")
+class DeliveryStatus(web.View):
+    """Every integration's latest delivery status for an order (kind `orders`) or raw-feed recipe (`recipes`)."""
+
+    async def get(self, request: web.Request, kind: str, ident: str) -> web.Response:
+        refused = authorized(self, request)
+        if refused is not None:
+            return refused
+        if kind not in ("orders", "recipes"):
+            return _refusal(self, 404, "kind must be orders or recipes")
+        entries = status_table.get(f"{kind[:-1]}:{ident}")
+        if entries is None:
+            return _refusal(self, 404, f"no deliveries recorded for {kind[:-1]} {ident}")
+        return self.json({kind[:-1]: ident, "deliveries": sorted(entries.values(), key=lambda e: e["integrationId"])})

@@ -35,6 +35,7 @@ def recipe_commands(recipe: RecipeEvent, integrations: list[Integration], now: d
             eventId=recipe.eventId,
             recipeId=recipe.recipeId,
             files=files,
+            occurredAt=recipe.occurredAt,
             createdAt=now,
         )
         for i in integrations
@@ -58,7 +59,13 @@ def order_commands(
             orderNumber=link.orderNumber,
             files=files,
             manual=link.manual,
+            occurredAt=link.occurredAt,
             createdAt=now,
         )
         for i in integrations
     ]
+
+
+def delivery_key(command: DeliveryCommand) -> str:
+    """Kafka key of a delivery: one order's deliveries share the orders topic's partition."""
+    return command.orderId or command.recipeId

@@ -3,6 +3,9 @@ the manifest, and the e-mail subject."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from typing import Any
 
 from service.contracts import DeliveryCommand
@@ -39,3 +42,10 @@ def email_subject(prefix: str, command: DeliveryCommand) -> str:
     )
     event = {"order.cancelled": " CANCELLED", "order.updated": " updated"}.get(command.eventType, "")
     return " ".join(part for part in (prefix.strip(), f"{what}{event}") if part)
+
+
+def webhook_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks: `v1,` + base64(HMAC-SHA256(key, "<id>.<timestamp>.<body>"))."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()

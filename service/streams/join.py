@@ -22,7 +22,7 @@ from service.app import (
     settings,
 )
 from service.contracts import DeliveryCommand, OrderLink, RecipeEvent
-from service.planning.commands import order_commands, recipe_commands
+from service.planning.commands import delivery_key, order_commands, recipe_commands
 from service.planning.routing import route
 from service.streams.configs import all_integrations
 from service.streams.ingest import guarded
@@ -35,11 +35,6 @@ log = logging.getLogger(__name__)
 join_topic = app.topic(
     catalog["recipes"].name, catalog["order-links"].name, key_serializer="raw", value_serializer="raw"
 )
-
-
-def delivery_key(command: DeliveryCommand) -> str:
-    """Deliveries of one order stay in one partition (and in the orders table's partition)."""
-    return command.orderId or command.recipeId
 
 
 @app.agent(join_topic)

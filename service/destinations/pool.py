@@ -1,0 +1,62 @@
+"""The worker's destinations: one adapter per integration configuration, kept open and reused."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import httpx
+import orjson
+
+from service.contracts import Integration
+from service.destinations.azure import AzureBlobDestination
+from service.destinations.base import Destination
+from service.destinations.email import EmailDestination, SmtpRelay
+from service.destinations.local import LocalDestination
+from service.destinations.s3 import S3Destination
+from service.destinations.sftp import SftpDestination
+from service.destinations.zapier import ZapierDestination
+from service.settings import Settings
+
+
+class DestinationPool:
+    def __init__(self, settings: Settings, relay: SmtpRelay) -> None:
+        self.settings = settings
+        self.relay = relay
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(settings.destination_timeout_seconds, connect=10.0))
+        self._open: dict[str, tuple[str, Destination]] = {}
+
+    async def get(self, integration: Integration, settings: dict[str, Any]) -> Destination:
+        """The open adapter for this integration; a changed configuration gets a fresh one."""
+        fingerprint = hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        current = self._open.get(integration.id)
+        if current is not None and current[0] == fingerprint:
+            return current[1]
+        if current is not None:
+            await current[1].close()
+        destination = self._create(integration, settings)
+        self._open[integration.id] = (fingerprint, destination)
+        return destination
+
+    def _create(self, integration: Integration, settings: dict[str, Any]) -> Destination:
+        s = self.settings
+        allow = s.allow_private_destinations
+        match integration.type:
+            case "local":
+                return LocalDestination(settings, allow, s.local_delivery_root)
+            case "email":
+                return EmailDestination(settings, allow, self.relay, s.smtp_from)
+            case "sftp":
+                return SftpDestination(settings, allow, s.destination_timeout_seconds)
+            case "s3":
+                return S3Destination(settings, allow, s.destination_timeout_seconds)
+            case "azure":
+                return AzureBlobDestination(settings, allow)
+            case "zapier":
+                return ZapierDestination(settings, allow, self.http)
+
+    async def close(self) -> None:
+        for _, destination in self._open.values():
+            await destination.close()
+        self._open.clear()
+        await self.http.aclose()

@@ -1,0 +1,90 @@
+"""The notification e-mails, in plain language for the people who run an integration.
+
+They name the integration, the order or recipe, and what went wrong; never a secret, never
+customer data (commands carry none).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.contracts import DeliveryCommand, DeliveryResult, Integration
+from service.validation import split_addresses
+
+
+def _subject_of(command: DeliveryCommand) -> str:
+    if command.orderId is not None:
+        return f"order {command.orderNumber} (order ID {command.orderId}, recipe {command.recipeId})"
+    return f"recipe {command.recipeId}"
+
+
+def _integration_line(integration: Integration) -> str:
+    described = f" — {integration.description}" if integration.description else ""
+    return f"Integration: {integration.id} ({integration.type}){described}"
+
+
+def success_notification(
+    command: DeliveryCommand, integration: Integration, result: DeliveryResult
+) -> dict[str, Any] | None:
+    """None when nobody is to be told: e-mail integrations send none (no duplicate e-mails)."""
+    recipients = split_addresses(integration.successNotificationList)
+    if integration.type == "email" or not recipients:
+        return None
+    attempts = "" if result.attempt == 1 else f" after {result.attempt} attempts"
+    body = "\n".join(
+        [
+            f"The files of {_subject_of(command)} were delivered{attempts}.",
+            "",
+            _integration_line(integration),
+            f"Event: {command.eventType}",
+            f"Files: {len(command.files)} plus the manifest",
+            f"Finished: {result.finishedAt.isoformat()}",
+            f"Delivery ID: {command.deliveryId}",
+        ]
+    )
+    return {
+        "kind": "success",
+        "to": recipients,
+        "subject": f"Delivered: {_subject_of(command)} to {integration.id}",
+        "body": body,
+        "deliveryId": command.deliveryId,
+    }
+
+
+def failure_notification(
+    command: DeliveryCommand, integration: Integration | None, reason: str
+) -> dict[str, Any] | None:
+    recipients = split_addresses(integration.failureNotificationList) if integration else []
+    if not recipients:
+        return None
+    assert integration is not None
+    attempts = [f"  - attempt {e.attempt} at {e.at.isoformat()}: {e.error}" for e in command.errors]
+    if command.orderId is not None:
+        how = f"outbound trigger --tenant {command.tenant} --order-id {command.orderId} --integration {integration.id}"
+    else:
+        how = (
+            f"outbound trigger --tenant {command.tenant} --recipe-id {command.recipeId} --integration {integration.id}"
+        )
+    body = "\n".join(
+        [
+            f"The files of {_subject_of(command)} could NOT be delivered: {reason}.",
+            "",
+            _integration_line(integration),
+            f"Event: {command.eventType}",
+            f"Delivery ID: {command.deliveryId}",
+            "",
+            "What went wrong:",
+            *attempts,
+            "",
+            "After fixing the cause, trigger the integration again: in Review Recent Orders find the order by",
+            "recipe ID, order ID or order number and click Trigger Integrations, or run:",
+            f"  {how}",
+        ]
+    )
+    return {
+        "kind": "failure",
+        "to": recipients,
+        "subject": f"FAILED: {_subject_of(command)} to {integration.id}",
+        "body": body,
+        "deliveryId": command.deliveryId,
+    }

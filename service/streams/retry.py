@@ -1,0 +1,70 @@
+"""Retries and final failures.
+
+deliveries-retry holds failed commands with the time their next attempt is due. Its agent waits
+for that time (Kafka holds the command meanwhile, so a restart loses nothing) and tries again,
+unless the order was cancelled after the event being delivered. deliveries-failed turns into
+failure notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from faust.types import StreamT
+
+from service.app import app, deliveries_failed_topic, deliveries_retry_topic, notifications_topic, orders_table
+from service.contracts import DeliveryCommand
+from service.planning.notifications import failure_notification
+from service.streams.configs import find_integration
+from service.streams.deliver import attempt, record
+from service.streams.publish import publish
+
+log = logging.getLogger(__name__)
+
+
+def superseded(command: DeliveryCommand, order: dict[str, Any] | None) -> bool:
+    """An order event's delivery is dropped once the order has been cancelled after that event."""
+    if order is None or command.orderId is None or command.eventType == "order.cancelled":
+        return False
+    cancelled_at = order.get("cancelledAt")
+    if not cancelled_at:
+        return False
+    return command.occurredAt is None or command.occurredAt <= datetime.fromisoformat(cancelled_at)
+
+
+@app.agent(deliveries_retry_topic)
+async def retry_deliveries(stream: StreamT[Any]) -> None:
+    async for raw in stream:
+        command = DeliveryCommand.model_validate_json(raw)
+        if command.dueAt is not None:
+            wait = (command.dueAt - datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        # Read after the wait: a cancellation may have arrived meanwhile.
+        if superseded(command, orders_table.get(command.orderId) if command.orderId else None):
+            log.info("retry dropped: order cancelled", extra={"deliveryId": command.deliveryId})
+            await record(command, datetime.now(UTC), outcome="superseded", error="the order was cancelled")
+            continue
+        await attempt(command)
+
+
+@app.agent(deliveries_failed_topic)
+async def notify_failures(stream: StreamT[Any]) -> None:
+    async for raw in stream:
+        doc = orjson.loads(raw)
+        command = DeliveryCommand.model_validate(doc["command"])
+        notification = failure_notification(command, find_integration(command.integrationId), doc["reason"])
+        log.error(
+            "delivery failed for good",
+            extra={
+                "deliveryId": command.deliveryId,
+                "integrationId": command.integrationId,
+                "attempts": command.attempt,
+            },
+        )
+        if notification is not None:
+            await publish(notifications_topic, [(command.deliveryId, notification)])

@@ -1,0 +1,41 @@
+"""The worker's long-lived delivery resources, created on first use inside the running loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from service.app import settings
+from service.assets import AssetFetcher
+from service.destinations.email import SmtpRelay
+from service.destinations.pool import DestinationPool
+from service.secrets import SecretBox, SecretKeyError
+
+
+@dataclass(frozen=True)
+class Runtime:
+    fetcher: AssetFetcher
+    pool: DestinationPool
+    relay: SmtpRelay
+    box: SecretBox | None
+
+
+@cache
+def runtime() -> Runtime:
+    relay = SmtpRelay(settings)
+    try:
+        box: SecretBox | None = SecretBox(settings.secret_keys.get_secret_value())
+    except SecretKeyError:
+        box = None  # integrations without secrets still work; the others fail with a clear error
+    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    return Runtime(
+        fetcher=AssetFetcher(
+            allowed_hosts=settings.allowed_asset_hosts(),
+            allow_private=settings.allow_private_destinations,
+            max_bytes=settings.max_file_bytes,
+            timeout=settings.fetch_timeout_seconds,
+        ),
+        pool=DestinationPool(settings, relay),
+        relay=relay,
+        box=box,
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from tests.servers import Destinations, start_destinations, stop_destinations
 from tests.support import Deployment, Worker, load_local_kafka, unique
 
 
@@ -35,8 +36,15 @@ def new_deployment(bootstrap: str, **extra_env: str) -> Deployment:
 
 
 @pytest.fixture(scope="session")
-def deployment(kafka: str) -> Deployment:
-    return new_deployment(kafka, OUTBOUND_MAX_EVENT_BYTES="200000")
+async def destinations() -> AsyncIterator[Destinations]:
+    servers = await start_destinations()
+    yield servers
+    await stop_destinations(servers)
+
+
+@pytest.fixture(scope="session")
+def deployment(kafka: str, destinations: Destinations) -> Deployment:
+    return new_deployment(kafka, OUTBOUND_MAX_EVENT_BYTES="200000", **destinations.worker_env())
 
 
 @pytest.fixture(scope="session")

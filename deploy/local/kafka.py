@@ -168,31 +168,18 @@ def start(broker: Broker, timeout: float = 120.0) -> Broker:
 
 
 def wait_ready(bootstrap: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    from service.kafka_admin import broker_answers
+    from service.settings import Settings
+
+    probe = Settings(broker=f"kafka://{bootstrap}")
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"kafka: broker exited with code {proc.returncode}; see its log")
-        if asyncio.run(answers_metadata(bootstrap)):
+        if asyncio.run(broker_answers(probe, 1.0)):
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"kafka: broker at {bootstrap} did not answer within {timeout:.0f}s")
-        time.sleep(0.2)
-
-
-async def answers_metadata(bootstrap: str) -> bool:
-    """True when the broker answers a metadata request and names itself as a live broker."""
-    from aiokafka.client import AIOKafkaClient
-    from aiokafka.errors import KafkaError
-
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
-    try:
-        await client.bootstrap()
-        return bool(client.cluster.brokers())
-    except (KafkaError, OSError):
-        return False
-    finally:
-        with contextlib.suppress(Exception):
-            await client.close()
 
 
 def stop(broker: Broker, timeout: float = 30.0) -> None:

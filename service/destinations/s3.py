@@ -7,14 +7,15 @@ import contextlib
 from typing import Any
 
 import aioboto3
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from service.destinations.base import DeliveryError, Destination, Job, target_path
+from service.destinations.base import DeliveryError, Destination, Job, LocalFile, target_path
 from service.netpolicy import RefusedDestination, check_url
 
-MULTIPART = TransferConfig(multipart_threshold=16 * 1024**2, multipart_chunksize=16 * 1024**2, max_concurrency=4)
+# Parts are read from disk one at a time and sent before the next is read: memory stays near one
+# part whatever the file size (the library's upload_file buffered most of a 200 MB file).
+PART_BYTES = 8 * 1024**2
 PERMANENT_CODES = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
 
 
@@ -51,13 +52,7 @@ class S3Destination(Destination):
         prefix = str(self.settings.get("prefix", ""))
         try:
             for file in job.files:
-                await client.upload_file(
-                    str(file.path),
-                    str(self.settings["bucket"]),
-                    target_path(prefix, file.name),
-                    ExtraArgs={"ContentType": file.mime_type},
-                    Config=MULTIPART,
-                )
+                await upload(client, str(self.settings["bucket"]), target_path(prefix, file.name), file)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             raise DeliveryError(f"S3: {code or 'error'}: {exc}", permanent=code in PERMANENT_CODES) from exc
@@ -68,3 +63,29 @@ class S3Destination(Destination):
     async def close(self) -> None:
         await self._stack.aclose()
         self._client = None
+
+
+async def upload(client: Any, bucket: str, key: str, file: LocalFile) -> None:
+    if file.size <= PART_BYTES:
+        body = await asyncio.to_thread(file.path.read_bytes)
+        await client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=file.mime_type)
+        return
+    started = await client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=file.mime_type)
+    upload_id = started["UploadId"]
+    try:
+        parts = []
+        with file.path.open("rb") as source:
+            number = 1
+            while chunk := await asyncio.to_thread(source.read, PART_BYTES):
+                sent = await client.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+                )
+                parts.append({"ETag": sent["ETag"], "PartNumber": number})
+                number += 1
+        await client.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+    except BaseException:
+        with contextlib.suppress(ClientError, BotoCoreError):
+            await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise

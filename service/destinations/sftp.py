@@ -13,6 +13,9 @@ import asyncssh
 from service.destinations.base import DeliveryError, Destination, Job, target_path
 from service.netpolicy import RefusedDestination, check_host
 
+SFTP_BLOCK = 64 * 1024
+SFTP_REQUESTS = 16
+
 
 class SftpDestination(Destination):
     def __init__(self, settings: dict[str, Any], allow_private: bool, timeout: float) -> None:
@@ -57,7 +60,8 @@ class SftpDestination(Destination):
                 for file in job.files:
                     final = target_path(folder if folder != "." else "", file.name)
                     temporary = posixpath.join(posixpath.dirname(final), f".{file.name}.{uuid.uuid4().hex}.part")
-                    await sftp.put(str(file.path), temporary)
+                    # Few, small outstanding writes: asyncssh would otherwise queue most of a large file.
+                    await sftp.put(str(file.path), temporary, block_size=SFTP_BLOCK, max_requests=SFTP_REQUESTS)
                     if await sftp.exists(final):
                         await sftp.remove(final)
                     await sftp.rename(temporary, final)

@@ -1,0 +1,336 @@
+"""Deliveries reach real servers: SMTP, SFTP, S3 (moto), Azure Blob (Azurite), a catch hook, a folder."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import aioboto3
+import orjson
+import psutil
+import pytest
+from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+from azure.storage.blob.aio import BlobServiceClient
+from standardwebhooks.webhooks import Webhook
+
+from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY, pattern_bytes
+from tests.support import configure, order_event, recipe_event, unique, wait_for
+
+pytestmark = pytest.mark.integration
+
+SIGNING_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+def recipe_with_assets(destinations, tenant, **fields):
+    """A recipe whose five files live on the test asset host, and the bytes each should arrive with."""
+    recipe = recipe_event(tenant, **fields)
+    contents = {}
+    for file in recipe["files"]:
+        data = os.urandom(2048) + file["name"].encode()
+        asset = f"{uuid.uuid4().hex}.{file['type']}"
+        file["url"] = destinations.http.add_asset(asset, data)
+        contents[(file["name"], file["type"])] = data
+    return recipe, contents
+
+
+def integration(tenant, type_, settings, events=("order.created",), **fields):
+    return {
+        "id": unique(f"{tenant}-{type_}-"),
+        "tenant": tenant,
+        "type": type_,
+        "enabled": True,
+        "events": list(events),
+        "settings": settings,
+        **fields,
+    }
+
+
+def order_name(order, recipe, name, ext):
+    return f"{order['orderNumber']}_ID_{order['orderId']}_R_{recipe['recipeId']}_{name}.{ext}"
+
+
+async def s3_objects(destinations, bucket):
+    session = aioboto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    async with session.client("s3", endpoint_url=destinations.s3_endpoint) as s3:
+        listed = await s3.list_objects_v2(Bucket=bucket)
+        found = {}
+        for item in listed.get("Contents", []):
+            obj = await s3.get_object(Bucket=bucket, Key=item["Key"])
+            found[item["Key"]] = (await obj["Body"].read(), obj["ContentType"])
+        return found
+
+
+async def make_bucket(destinations, bucket):
+    session = aioboto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    async with session.client("s3", endpoint_url=destinations.s3_endpoint) as s3:
+        await s3.create_bucket(Bucket=bucket)
+
+
+def account_connection(destinations):
+    """The emulator account's own key: only the test uses it, to set up and to check."""
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint={destinations.azure_blob_endpoint};"
+    )
+
+
+async def azure_settings(destinations, container):
+    account_url = destinations.azure_blob_endpoint
+    async with BlobServiceClient.from_connection_string(account_connection(destinations)) as service:
+        await service.create_container(container)
+    sas = generate_container_sas(
+        AZURITE_ACCOUNT,
+        container,
+        account_key=AZURITE_KEY,
+        permission=ContainerSasPermissions(write=True, create=True, read=True, list=True),
+        expiry=datetime.now(UTC) + timedelta(hours=2),
+    )
+    return {
+        "connection-string-secure": f"BlobEndpoint={account_url};SharedAccessSignature={sas}",
+        "container": container,
+        "prefix": "orders",
+    }
+
+
+async def azure_blobs(destinations, container):
+    async with BlobServiceClient.from_connection_string(account_connection(destinations)) as service:
+        container_client = service.get_container_client(container)
+        found = {}
+        async for blob in container_client.list_blobs():
+            data = await (await container_client.download_blob(blob.name)).readall()
+            found[blob.name] = (data, blob.content_settings.content_type)
+        return found
+
+
+async def wait_results(deployment, delivery_filter, count, timeout=90):
+    return await deployment.wait_json("delivery-results", delivery_filter, count, timeout)
+
+
+async def test_one_order_reaches_all_six_destinations(deployment, worker, destinations):
+    tenant = unique("six")
+    bucket, container = f"b-{uuid.uuid4().hex[:12]}", f"c-{uuid.uuid4().hex[:12]}"
+    await make_bucket(destinations, bucket)
+    sftp = destinations.sftp
+    configs = [
+        integration(tenant, "email", {"to": "workshop@factory.example", "subject-prefix": "[ACME]"}),
+        integration(
+            tenant,
+            "sftp",
+            {
+                "host": "127.0.0.1",
+                "port": sftp.port,
+                "username": sftp.username,
+                "password-secure": sftp.password,
+                "host-key": sftp.host_key,
+                "directory": f"{tenant}/incoming",
+            },
+        ),
+        integration(
+            tenant,
+            "s3",
+            {
+                "bucket": bucket,
+                "prefix": "prod",
+                "access-key-secret": "test",
+                "secret-key-secret": "test",
+                "endpoint-url": destinations.s3_endpoint,
+            },
+        ),
+        integration(tenant, "azure", await azure_settings(destinations, container)),
+        integration(
+            tenant, "zapier", {"hook-url": f"{destinations.http.base}/hook/{tenant}", "signing-secret": SIGNING_SECRET}
+        ),
+        integration(tenant, "local", {"directory": tenant}),
+    ]
+    for config in configs:
+        await configure(deployment, [worker], config)
+    recipe, contents = recipe_with_assets(destinations, tenant)
+    order = order_event(tenant, [recipe["recipeId"]])
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    await deployment.produce_json("orders", [order], "orderId")
+
+    results = await wait_results(deployment, lambda d: d["tenant"] == tenant, 6)
+    assert {r["outcome"] for r in results} == {"delivered"}, results
+    expected = {order_name(order, recipe, name, ext): data for (name, ext), data in contents.items()}
+    manifest = order_name(order, recipe, "manifest", "json")
+
+    # Local folder: every file, byte for byte, and a manifest that checks them.
+    folder = deployment.workdir / "deliveries" / tenant
+    assert {p.name for p in folder.iterdir()} == {*expected, manifest}
+    for name, data in expected.items():
+        assert (folder / name).read_bytes() == data
+    listed = orjson.loads((folder / manifest).read_bytes())
+    assert {f["name"]: f["size"] for f in listed["files"]} == {n: len(d) for n, d in expected.items()}
+
+    # SFTP: same files in the configured directory, no temporary names left.
+    remote = sftp.root / tenant / "incoming"
+    assert {p.name for p in remote.iterdir()} == {*expected, manifest}
+    assert all((remote / n).read_bytes() == d for n, d in expected.items())
+
+    # S3: keys under the prefix, content types from the recipe.
+    objects = await s3_objects(destinations, bucket)
+    assert set(objects) == {f"prod/{n}" for n in [*expected, manifest]}
+    assert objects[f"prod/{order_name(order, recipe, 'Ticket', 'pdf')}"] == (
+        expected[order_name(order, recipe, "Ticket", "pdf")],
+        "application/pdf",
+    )
+
+    # Azure: blobs under the prefix, content types set.
+    blobs = await azure_blobs(destinations, container)
+    assert set(blobs) == {f"orders/{n}" for n in [*expected, manifest]}
+    assert blobs[f"orders/{order_name(order, recipe, 'Preview', 'png')}"][1] == "image/png"
+
+    # E-mail: one message to `to`, subject with prefix, order number and recipe; files attached.
+    [mail] = destinations.smtp.inbox.to("workshop@factory.example")
+    assert mail["Subject"].startswith("[ACME]") and order["orderNumber"] in mail["Subject"]
+    assert recipe["recipeId"] in mail["Subject"]
+    attached = {part.get_filename(): part.get_payload(decode=True) for part in mail.walk() if part.get_filename()}
+    assert {n: attached[n] for n in expected} == expected
+
+    # Zapier: the seed's JSON with links, verified with an independent Standard Webhooks implementation.
+    [(headers, body)] = destinations.http.hook_requests[tenant]
+    Webhook(SIGNING_SECRET).verify(body, {k.lower(): v for k, v in headers.items()})
+    payload = orjson.loads(body)
+    assert payload["orderId"] == order["orderId"] and payload["orderNumber"] == order["orderNumber"]
+    assert payload["eventType"] == "order.created"
+    ticket = next(f for f in payload["files"] if f["name"] == order_name(order, recipe, "Ticket", "pdf"))
+    assert ticket["mimeType"] == "application/pdf" and ticket["url"].startswith(destinations.http.base)
+    webhook_ids = {r["deliveryId"] for r in results if r["integrationType"] == "zapier"}
+    assert headers["webhook-id"] in webhook_ids
+
+
+async def test_a_wrong_sftp_host_key_fails_the_delivery(deployment, worker, destinations):
+    tenant = unique("hostkey")
+    other_key = __import__("asyncssh").generate_private_key("ssh-ed25519").export_public_key("openssh").decode()
+    sftp = destinations.sftp
+    await configure(
+        deployment,
+        [worker],
+        integration(
+            tenant,
+            "sftp",
+            {
+                "host": "127.0.0.1",
+                "port": sftp.port,
+                "username": sftp.username,
+                "password-secure": sftp.password,
+                "host-key": other_key.strip(),
+            },
+        ),
+    )
+    recipe, _ = recipe_with_assets(destinations, tenant)
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    await deployment.produce_json("orders", [order_event(tenant, [recipe["recipeId"]])], "orderId")
+    [result] = await wait_results(deployment, lambda d: d["tenant"] == tenant, 1)
+    assert result["outcome"] == "failed" and "host key" in result["error"] and result["final"]
+    assert sftp.password not in result["error"]
+
+
+async def test_a_failing_hook_is_a_failed_attempt(deployment, worker, destinations):
+    tenant = unique("hook500")
+    destinations.http.hook_statuses[tenant] = [500, 500, 500]
+    await configure(
+        deployment,
+        [worker],
+        integration(
+            tenant, "zapier", {"hook-url": f"{destinations.http.base}/hook/{tenant}"}, events=["recipe.created"]
+        ),
+    )
+    recipe, _ = recipe_with_assets(destinations, tenant)
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    results = await wait_results(deployment, lambda d: d["tenant"] == tenant, 3)
+    assert [r["outcome"] for r in sorted(results, key=lambda r: r["attempt"])] == ["failed"] * 3
+    assert all("HTTP 500" in r["error"] for r in results)
+    payload = orjson.loads(destinations.http.hook_requests[tenant][0][1])
+    assert payload["recipeId"] == recipe["recipeId"] and "orderId" not in payload
+
+
+async def test_a_200_mb_file_goes_to_s3_and_sftp_with_bounded_memory(deployment, worker, destinations):
+    tenant = unique("big")
+    size = 200 * 1024 * 1024
+    bucket = f"big-{uuid.uuid4().hex[:12]}"
+    await make_bucket(destinations, bucket)
+    sftp = destinations.sftp
+    for config in (
+        integration(
+            tenant,
+            "s3",
+            {
+                "bucket": bucket,
+                "access-key-secret": "test",
+                "secret-key-secret": "test",
+                "endpoint-url": destinations.s3_endpoint,
+            },
+        ),
+        integration(
+            tenant,
+            "sftp",
+            {
+                "host": "127.0.0.1",
+                "port": sftp.port,
+                "username": sftp.username,
+                "password-secure": sftp.password,
+                "host-key": sftp.host_key,
+                "directory": tenant,
+            },
+        ),
+    ):
+        await configure(deployment, [worker], config)
+    recipe = recipe_event(tenant)
+    recipe["files"] = [
+        {
+            "kind": "production",
+            "name": "Front",
+            "type": "dst",
+            "mimeType": "application/octet-stream",
+            "url": f"{destinations.http.base}/big/{size}",
+        }
+    ]
+    process = psutil.Process(worker.proc.pid)
+    baseline = process.memory_info().rss
+    peak = baseline
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    order = order_event(tenant, [recipe["recipeId"]])
+    await deployment.produce_json("orders", [order], "orderId")
+
+    async def done():
+        nonlocal peak
+        peak = max(peak, process.memory_info().rss)
+        return len(await deployment.read_json("delivery-results", lambda d: d["tenant"] == tenant)) == 2
+
+    await wait_for(done, 300, "both big deliveries")
+    results = await deployment.read_json("delivery-results", lambda d: d["tenant"] == tenant)
+    assert {r["outcome"] for r in results} == {"delivered"}, results
+    name = order_name(order, recipe, "Front", "dst")
+    remote = sftp.root / tenant / name
+    assert remote.stat().st_size == size and remote.read_bytes()[: 1024 * 1024] == pattern_bytes(1024 * 1024)
+    session = aioboto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    async with session.client("s3", endpoint_url=destinations.s3_endpoint) as s3:
+        head = await s3.head_object(Bucket=bucket, Key=name)
+    assert head["ContentLength"] == size
+    grown = peak - baseline
+    print(f"worker RSS: baseline {baseline / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB, grew {grown / 2**20:.0f} MiB")
+    assert grown < 120 * 1024 * 1024, f"worker grew by {grown / 2**20:.0f} MiB for a 200 MiB file"
+
+
+async def test_files_from_unlisted_hosts_are_refused_before_any_connection(deployment, worker, destinations):
+    tenant = unique("refused")
+    await configure(
+        deployment, [worker], integration(tenant, "local", {"directory": tenant}, events=["recipe.created"])
+    )
+    recipe = recipe_event(tenant)
+    recipe["files"] = [
+        {
+            "kind": "production",
+            "name": "Front",
+            "type": "dst",
+            "mimeType": "application/octet-stream",
+            "url": "https://assets.elsewhere.example/front.dst",
+        }
+    ]
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    [result] = await wait_results(deployment, lambda d: d["tenant"] == tenant, 1)
+    assert result["outcome"] == "failed" and result["final"]
+    assert "not a configured asset host" in result["error"]

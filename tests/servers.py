@@ -1,0 +1,287 @@
+"""Real destination servers on 127.0.0.1 for the test session: SMTP, SFTP, S3, Azure Blob, an HTTP
+host for recipe assets and a Zapier-like catch hook."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+from aiohttp import web
+from aiosmtpd.controller import Controller
+
+from tests.support import load_local_kafka
+
+BLOCK = hashlib.sha256(b"recipe-outbound").digest() * (1024 * 1024 // 32)  # 1 MiB of a known pattern
+
+
+def free_port() -> int:
+    return int(load_local_kafka().free_port())
+
+
+def pattern_bytes(size: int) -> bytes:
+    whole, rest = divmod(size, len(BLOCK))
+    return BLOCK * whole + BLOCK[:rest]
+
+
+# ---------------------------------------------------------------- assets and catch hooks (aiohttp)
+
+
+@dataclass
+class HttpServers:
+    """Assets at /assets/<name> (files put in `assets`) and /big/<bytes> (generated, streamed);
+    catch hooks at /hook/<name> answering the statuses queued in `hook_statuses[name]` (then 200)."""
+
+    port: int
+    assets: dict[str, bytes] = field(default_factory=dict)
+    hook_requests: dict[str, list[tuple[dict[str, str], bytes]]] = field(default_factory=lambda: defaultdict(list))
+    hook_statuses: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    runner: web.AppRunner | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def add_asset(self, name: str, data: bytes) -> str:
+        self.assets[name] = data
+        return f"{self.base}/assets/{name}"
+
+    async def start(self) -> HttpServers:
+        app = web.Application(client_max_size=10 * 1024**2)
+        app.router.add_get("/assets/{name}", self._asset)
+        app.router.add_get("/big/{size}", self._big)
+        app.router.add_post("/hook/{name}", self._hook)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def _asset(self, request: web.Request) -> web.Response:
+        data = self.assets.get(request.match_info["name"])
+        if data is None:
+            return web.Response(status=404)
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    async def _big(self, request: web.Request) -> web.StreamResponse:
+        size = int(request.match_info["size"])
+        response = web.StreamResponse(headers={"Content-Length": str(size)})
+        await response.prepare(request)
+        sent = 0
+        while sent < size:
+            chunk = BLOCK[: min(len(BLOCK), size - sent)]
+            await response.write(chunk)
+            sent += len(chunk)
+        await response.write_eof()
+        return response
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.hook_requests[name].append((dict(request.headers), await request.read()))
+        queued = self.hook_statuses[name]
+        status = queued.pop(0) if queued else 200
+        return web.Response(status=status, text="{}", content_type="application/json")
+
+
+# ---------------------------------------------------------------- SMTP (aiosmtpd)
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if address in m["X-Envelope-To"]]
+
+
+@dataclass
+class SmtpServer:
+    port: int
+    inbox: Inbox
+    controller: Controller
+
+
+def start_smtp() -> SmtpServer:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, data_size_limit=300 * 1024**2)
+    controller.start()
+    return SmtpServer(port, inbox, controller)
+
+
+# ---------------------------------------------------------------- SFTP (asyncssh server)
+
+
+@dataclass
+class SftpServer:
+    port: int
+    root: Path
+    host_key: str  # OpenSSH public key line, as an integration's `host-key`
+    username: str
+    password: str
+    server: Any
+
+
+async def start_sftp() -> SftpServer:
+    root = Path(tempfile.mkdtemp(prefix="outbound-sftp-"))
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    username, password = "outbound", "sftp-test-password"
+
+    class Server(asyncssh.SSHServer):
+        def begin_auth(self, user: str) -> bool:
+            return True
+
+        def password_auth_supported(self) -> bool:
+            return True
+
+        def validate_password(self, user: str, given: str) -> bool:
+            return user == username and given == password
+
+    port = free_port()
+    server = await asyncssh.listen(
+        "127.0.0.1",
+        port,
+        server_host_keys=[key],
+        server_factory=Server,
+        sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(root)),
+        allow_scp=False,
+    )
+    public = key.export_public_key("openssh").decode().strip()
+    return SftpServer(port, root, public, username, password, server)
+
+
+# ---------------------------------------------------------------- S3 (moto) and Azure (Azurite)
+
+
+@dataclass
+class Process:
+    proc: subprocess.Popen[bytes]
+    port: int
+    home: Path
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+async def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def start_moto() -> Process:
+    port = free_port()
+    home = Path(tempfile.mkdtemp(prefix="outbound-moto-"))
+    exe = shutil.which("moto_server", path=str(Path(os.sys.executable).parent))  # type: ignore[attr-defined]
+    assert exe, "moto_server is installed with the test extras"
+    with (home / "moto.log").open("wb") as log:
+        proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    await wait_port(port, proc)
+    return Process(proc, port, home)
+
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+async def start_azurite() -> Process:
+    cache = Path(os.environ.get("OUTBOUND_CACHE", Path.home() / ".cache" / "recipe-outbound"))
+    exe = cache / "azurite-3.37.0" / "node_modules" / ".bin" / "azurite-blob"
+    assert exe.exists(), "scripts/bootstrap installs Azurite"
+    port = free_port()
+    home = Path(tempfile.mkdtemp(prefix="outbound-azurite-"))
+    with (home / "azurite.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                str(exe),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(port),
+                "--location",
+                str(home),
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    await wait_port(port, proc)
+    return Process(proc, port, home)
+
+
+@dataclass
+class Destinations:
+    http: HttpServers
+    smtp: SmtpServer
+    sftp: SftpServer
+    s3: Process
+    azure: Process
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3.port}"
+
+    @property
+    def azure_blob_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.azure.port}/{AZURITE_ACCOUNT}"
+
+    def worker_env(self) -> dict[str, str]:
+        return {
+            "OUTBOUND_ALLOW_PRIVATE_DESTINATIONS": "true",
+            "OUTBOUND_ALLOW_HTTP_HOOKS": "true",
+            "OUTBOUND_ASSET_HOSTS": f"127.0.0.1:{self.http.port}",
+            "OUTBOUND_SMTP_HOST": "127.0.0.1",
+            "OUTBOUND_SMTP_PORT": str(self.smtp.port),
+            "OUTBOUND_SMTP_FROM": "outbound@test.example",
+            "OUTBOUND_RETRY_DELAYS_SECONDS": "2,3",
+        }
+
+
+async def start_destinations() -> Destinations:
+    http = await HttpServers(free_port()).start()
+    smtp = start_smtp()
+    sftp = await start_sftp()
+    s3, azure = await asyncio.gather(start_moto(), start_azurite())
+    return Destinations(http, smtp, sftp, s3, azure)
+
+
+async def stop_destinations(d: Destinations) -> None:
+    await d.http.stop()
+    d.smtp.controller.stop()
+    d.sftp.server.close()
+    d.s3.stop()
+    d.azure.stop()

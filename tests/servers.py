@@ -40,12 +40,15 @@ def pattern_bytes(size: int) -> bytes:
 @dataclass
 class HttpServers:
     """Assets at /assets/<name> (files put in `assets`) and /big/<bytes> (generated, streamed);
-    catch hooks at /hook/<name> answering the statuses queued in `hook_statuses[name]` (then 200)."""
+    catch hooks at /hook/<name> answering what is queued in `hook_statuses[name]` (then 200): a
+    status, or (status, headers, seconds to wait before answering)."""
 
     port: int
     assets: dict[str, bytes] = field(default_factory=dict)
     hook_requests: dict[str, list[tuple[dict[str, str], bytes]]] = field(default_factory=lambda: defaultdict(list))
-    hook_statuses: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    hook_statuses: dict[str, list[int | tuple[int, dict[str, str], float]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     runner: web.AppRunner | None = None
 
     @property
@@ -92,8 +95,11 @@ class HttpServers:
         name = request.match_info["name"]
         self.hook_requests[name].append((dict(request.headers), await request.read()))
         queued = self.hook_statuses[name]
-        status = queued.pop(0) if queued else 200
-        return web.Response(status=status, text="{}", content_type="application/json")
+        answer = queued.pop(0) if queued else 200
+        status, headers, delay = answer if isinstance(answer, tuple) else (answer, {}, 0.0)
+        if delay:
+            await asyncio.sleep(delay)  # a slow destination, as the test asked for
+        return web.Response(status=status, text="{}", content_type="application/json", headers=headers)
 
 
 # ---------------------------------------------------------------- SMTP (aiosmtpd)

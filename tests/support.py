@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +120,30 @@ class Deployment:
                 for batch in (await consumer.getmany(*partitions, timeout_ms=500)).values():
                     records.extend(batch)
             return records
+        finally:
+            await consumer.stop()
+
+    async def committed_everything(self, key: str) -> bool:
+        """True when the service's consumer group has committed every message of the topic."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(f"{self.prefix}app")
+        finally:
+            await admin.close()
+        ends = {tp.partition: n for tp, n in (await self.end_offsets(key)).items()}
+        done = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == self.topic(key)}
+        return all(done.get(p, 0) >= end for p, end in ends.items())
+
+    async def end_offsets(self, key: str) -> dict[TopicPartition, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            metadata = await consumer._client.fetch_all_metadata()
+            name = self.topic(key)
+            return await consumer.end_offsets(
+                [TopicPartition(name, p) for p in metadata.partitions_for_topic(name) or []]
+            )
         finally:
             await consumer.stop()
 
@@ -247,3 +272,15 @@ def order_event(tenant: str, recipe_ids: list[str], event_type: str = "order.cre
         **fields,
     )
     return doc
+
+
+def recipe_with_assets(destinations, tenant, **fields):
+    """A recipe whose five files live on the test asset host, and the bytes each should arrive with."""
+    recipe = recipe_event(tenant, **fields)
+    contents = {}
+    for file in recipe["files"]:
+        data = os.urandom(2048) + file["name"].encode()
+        asset = f"{uuid.uuid4().hex}.{file['type']}"
+        file["url"] = destinations.http.add_asset(asset, data)
+        contents[(file["name"], file["type"])] = data
+    return recipe, contents

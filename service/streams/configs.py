@@ -41,9 +41,11 @@ async def follow_order_index() -> None:
     await order_numbers_view.run(settings)
 
 
-def all_integrations() -> list[Integration]:
+async def all_integrations() -> list[Integration]:
+    await integrations_view.wait_caught_up()
     return integrations_view.values()
 
 
-def find_integration(integration_id: str) -> Integration | None:
+async def find_integration(integration_id: str) -> Integration | None:
+    await integrations_view.wait_caught_up()
     return integrations_view.get(integration_id)

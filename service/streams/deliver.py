@@ -1,7 +1,9 @@
 """The delivery agent: fetch a command's files, hand them to the destination, record the outcome.
 
-Commands are taken in batches of `delivery_concurrency` and worked concurrently; the batch is
-acknowledged only when every delivery in it has finished, so a crash never skips one.
+Up to `delivery_concurrency` commands are worked at once, each acknowledged only when it has
+finished, so a crash never skips one (Faust commits an offset only once every message before it
+is acknowledged). A slow destination holds one slot, not the whole stream: batches would make
+every delivery wait for the slowest of its batch.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from faust.types import StreamT
 from pydantic import ValidationError
@@ -31,8 +33,19 @@ log = logging.getLogger(__name__)
 
 @app.agent(deliveries_topic)
 async def deliver(stream: StreamT[Any]) -> None:
-    async for batch in stream.take(settings.delivery_concurrency, within=0.2):
-        await asyncio.gather(*(deliver_raw(raw) for raw in batch))
+    slots = asyncio.Semaphore(settings.delivery_concurrency)
+    running: set[asyncio.Task[None]] = set()
+    async for event in cast(Any, stream).noack().events():
+        await slots.acquire()
+        task = asyncio.create_task(deliver_raw(event.value))
+        running.add(task)
+
+        def finished(task: asyncio.Task[None], event: Any = event) -> None:
+            running.discard(task)
+            slots.release()
+            event.ack()
+
+        task.add_done_callback(finished)
 
 
 async def deliver_raw(raw: bytes) -> None:
@@ -55,8 +68,12 @@ def scrub(text: str, secrets: dict[str, Any]) -> str:
 async def attempt(command: DeliveryCommand) -> None:
     """One attempt of one delivery, its result recorded, its failure handed to the retry path."""
     started = datetime.now(UTC)
-    integration = find_integration(command.integrationId)
+    integration = await find_integration(command.integrationId)
     if integration is None or not integration.enabled:
+        log.warning(
+            "delivery skipped: integration deleted or disabled",
+            extra={"deliveryId": command.deliveryId, "integrationId": command.integrationId},
+        )
         await record(command, started, outcome="skipped", error="the integration is deleted or disabled")
         return
     plain: dict[str, Any] = {}

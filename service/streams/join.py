@@ -56,7 +56,7 @@ async def handle_recipe(event: Any) -> None:
     assert isinstance(recipe, RecipeEvent)
     recipes_table[recipe.recipeId] = recipe.model_dump(mode="json")
     now = datetime.now(UTC)
-    integrations = all_integrations()
+    integrations = await all_integrations()
     commands = recipe_commands(recipe, route(recipe.type, recipe.tenant, integrations), now)
     waiting = [OrderLink.model_validate(doc) for doc in pending_links_table.get(recipe.recipeId) or []]
     for link in waiting:
@@ -92,7 +92,7 @@ async def handle_link(event: Any) -> None:
         ]
         log.info("order link waits for its recipe", extra={"orderId": link.orderId, "recipeId": link.recipeId})
         return
-    commands = commands_for_link(link, RecipeEvent.model_validate(stored), all_integrations(), datetime.now(UTC))
+    commands = commands_for_link(link, RecipeEvent.model_validate(stored), await all_integrations(), datetime.now(UTC))
     await publish(deliveries_topic, [(delivery_key(c), c) for c in commands])
     log.info(
         "order link joined",

@@ -57,7 +57,7 @@ async def notify_failures(stream: StreamT[Any]) -> None:
     async for raw in stream:
         doc = orjson.loads(raw)
         command = DeliveryCommand.model_validate(doc["command"])
-        notification = failure_notification(command, find_integration(command.integrationId), doc["reason"])
+        notification = failure_notification(command, await find_integration(command.integrationId), doc["reason"])
         log.error(
             "delivery failed for good",
             extra={

@@ -29,7 +29,15 @@ class TopicView(Generic[V]):
         self.topic = topic
         self.parse = parse
         self.items: dict[str, V] = {}
-        self.caught_up = False
+        self._caught_up = asyncio.Event()
+
+    @property
+    def caught_up(self) -> bool:
+        return self._caught_up.is_set()
+
+    async def wait_caught_up(self) -> None:
+        """Agents wait here at start: before it, a missing key could just be not read yet."""
+        await self._caught_up.wait()
 
     def get(self, key: str) -> V | None:
         return self.items.get(key)
@@ -75,7 +83,7 @@ class TopicView(Generic[V]):
                     for record in records:
                         self.apply(record.key, record.value)
                 if not self.caught_up and not [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
-                    self.caught_up = True
+                    self._caught_up.set()
                     log.info("topic view caught up", extra={"topic": self.topic, "keys": len(self.items)})
         finally:
             await consumer.stop()

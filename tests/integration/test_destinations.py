@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -16,23 +15,11 @@ from azure.storage.blob.aio import BlobServiceClient
 from standardwebhooks.webhooks import Webhook
 
 from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY, pattern_bytes
-from tests.support import configure, order_event, recipe_event, unique, wait_for
+from tests.support import configure, order_event, recipe_event, recipe_with_assets, unique, wait_for
 
 pytestmark = pytest.mark.integration
 
 SIGNING_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-
-
-def recipe_with_assets(destinations, tenant, **fields):
-    """A recipe whose five files live on the test asset host, and the bytes each should arrive with."""
-    recipe = recipe_event(tenant, **fields)
-    contents = {}
-    for file in recipe["files"]:
-        data = os.urandom(2048) + file["name"].encode()
-        asset = f"{uuid.uuid4().hex}.{file['type']}"
-        file["url"] = destinations.http.add_asset(asset, data)
-        contents[(file["name"], file["type"])] = data
-    return recipe, contents
 
 
 def integration(tenant, type_, settings, events=("order.created",), **fields):

@@ -59,12 +59,7 @@ def failure_notification(
         return None
     assert integration is not None
     attempts = [f"  - attempt {e.attempt} at {e.at.isoformat()}: {e.error}" for e in command.errors]
-    if command.orderId is not None:
-        how = f"outbound trigger --tenant {command.tenant} --order-id {command.orderId} --integration {integration.id}"
-    else:
-        how = (
-            f"outbound trigger --tenant {command.tenant} --recipe-id {command.recipeId} --integration {integration.id}"
-        )
+    target = f"order number {command.orderNumber}" if command.orderId is not None else f"recipe ID {command.recipeId}"
     body = "\n".join(
         [
             f"The files of {_subject_of(command)} could NOT be delivered: {reason}.",
@@ -76,9 +71,8 @@ def failure_notification(
             "What went wrong:",
             *attempts,
             "",
-            "After fixing the cause, trigger the integration again: in Review Recent Orders find the order by",
-            "recipe ID, order ID or order number and click Trigger Integrations, or run:",
-            f"  {how}",
+            "After fixing the cause, trigger the integration again: open Review Recent Orders, find",
+            f"{target} and click Trigger Integrations.",
         ]
     )
     return {

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any
+
+from service.contracts import DeliveryCommand
 
 MAX_RETRY_AFTER_SECONDS = 3600.0
 
@@ -52,3 +55,13 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 def is_permanent_http_status(status: int) -> bool:
     """4xx other than 408 (timeout) and 429 (rate limit) will fail again; so do redirects for a hook."""
     return (400 <= status < 500 and status not in (408, 429)) or 300 <= status < 400
+
+
+def superseded(command: DeliveryCommand, order: dict[str, Any] | None) -> bool:
+    """An order event's delivery is dropped once the order has been cancelled after that event."""
+    if order is None or command.orderId is None or command.eventType == "order.cancelled":
+        return False
+    cancelled_at = order.get("cancelledAt")
+    if not cancelled_at:
+        return False
+    return command.occurredAt is None or command.occurredAt <= datetime.fromisoformat(cancelled_at)

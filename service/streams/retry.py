@@ -19,21 +19,12 @@ from faust.types import StreamT
 from service.app import app, deliveries_failed_topic, deliveries_retry_topic, notifications_topic, orders_table
 from service.contracts import DeliveryCommand
 from service.planning.notifications import failure_notification
+from service.planning.retry_policy import superseded
 from service.streams.configs import find_integration
 from service.streams.deliver import attempt, record
 from service.streams.publish import publish
 
 log = logging.getLogger(__name__)
-
-
-def superseded(command: DeliveryCommand, order: dict[str, Any] | None) -> bool:
-    """An order event's delivery is dropped once the order has been cancelled after that event."""
-    if order is None or command.orderId is None or command.eventType == "order.cancelled":
-        return False
-    cancelled_at = order.get("cancelledAt")
-    if not cancelled_at:
-        return False
-    return command.occurredAt is None or command.occurredAt <= datetime.fromisoformat(cancelled_at)
 
 
 @app.agent(deliveries_retry_topic)

@@ -8,10 +8,12 @@ import logging
 import ssl
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 
 from service.catalog import Catalog, TopicPlan, plan_topics
 from service.settings import Settings
@@ -83,3 +85,22 @@ async def apply_topics(settings: Settings, catalog: Catalog) -> TopicPlan:
         return plan
     finally:
         await admin.close()
+
+
+async def read_topic(options: dict[str, Any], topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Everything on `topic` now, from the start of every partition (no consumer group, no commits)."""
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        metadata = await consumer._client.fetch_all_metadata()
+        partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+            for batch in (await consumer.getmany(*partitions, timeout_ms=500)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()

@@ -152,3 +152,15 @@ def parse_event(
         shown = key[:80].decode("utf-8", "replace")
         return Rejected([f"message key {shown!r} differs from {kind.key_field} {expected!r} in the body"])
     return event
+
+
+def parse_stored_integration(
+    key: bytes | None, value: bytes | None, *, schemas_dir: Path, max_bytes: int, allow_http_hooks: bool
+) -> Integration | Rejected:
+    """A configuration as read from the integrations topic (its secrets must be encrypted there)."""
+    config = parse_event(INTEGRATION, key, value, schemas_dir=schemas_dir, max_bytes=max_bytes)
+    if isinstance(config, Rejected):
+        return config
+    assert isinstance(config, Integration)
+    reasons = integration_reasons(config, stored=True, allow_http_hooks=allow_http_hooks)
+    return Rejected(reasons) if reasons else config

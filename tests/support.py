@@ -21,6 +21,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
+from service.kafka_admin import read_topic
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "schemas" / "examples"
 OUTBOUND = str(Path(sys.executable).parent / "outbound")
@@ -106,22 +108,7 @@ class Deployment:
 
     async def read(self, key: str) -> list[ConsumerRecord[bytes, bytes]]:
         """Everything on the topic right now, from the beginning of every partition."""
-        name = self.topic(key)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            metadata = await consumer._client.fetch_all_metadata()
-            partitions = [TopicPartition(name, p) for p in sorted(metadata.partitions_for_topic(name) or [])]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            end = await consumer.end_offsets(partitions)
-            records: list[ConsumerRecord[bytes, bytes]] = []
-            while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
-                for batch in (await consumer.getmany(*partitions, timeout_ms=500)).values():
-                    records.extend(batch)
-            return records
-        finally:
-            await consumer.stop()
+        return await read_topic({"bootstrap_servers": self.bootstrap}, self.topic(key))
 
     async def committed_everything(self, key: str) -> bool:
         """True when the service's consumer group has committed every message of the topic."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from service.catalog import Catalog
 from service.contracts import Integration
-from service.kafka_admin import client_options
+from service.kafka_admin import client_options, read_topic
 from service.secrets import SecretBox
 from service.settings import Settings
 from service.validation import INTEGRATION, Rejected, integration_reasons, parse_event
@@ -52,29 +52,15 @@ async def publish_integration(settings: Settings, catalog: Catalog, key: str, va
 
 
 async def read_integrations(settings: Settings, catalog: Catalog) -> dict[str, dict[str, Any]]:
-    """The topic's current state: every key's latest valid-looking value, tombstones applied."""
-    name = catalog["integrations"].name
-    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        metadata = await consumer._client.fetch_all_metadata()
-        partitions = [TopicPartition(name, p) for p in sorted(metadata.partitions_for_topic(name) or [])]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        state: dict[str, dict[str, Any]] = {}
-        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
-            batch = await consumer.getmany(*partitions, timeout_ms=1000)
-            for records in batch.values():
-                for record in records:
-                    key = record.key.decode("utf-8", "replace") if record.key else ""
-                    if record.value is None:
-                        state.pop(key, None)
-                        continue
-                    try:
-                        state[key] = orjson.loads(record.value)
-                    except orjson.JSONDecodeError:
-                        continue
-        return state
-    finally:
-        await consumer.stop()
+    """The topic's current state: every key's latest JSON value, tombstones applied."""
+    state: dict[str, dict[str, Any]] = {}
+    for record in await read_topic(client_options(settings), catalog["integrations"].name):
+        key = record.key.decode("utf-8", "replace") if record.key else ""
+        if record.value is None:
+            state.pop(key, None)
+            continue
+        try:
+            state[key] = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            continue
+    return state

@@ -7,17 +7,23 @@ import orjson
 from service.app import app, catalog, settings
 from service.contracts import Integration
 from service.streams.views import TopicView
-from service.validation import INTEGRATION, integration_reasons, parse_event
+from service.validation import Rejected, parse_stored_integration
+
+
+def stored_integration(key: bytes | None, value: bytes | None) -> Integration | Rejected:
+    return parse_stored_integration(
+        key,
+        value,
+        schemas_dir=settings.schemas_dir,
+        max_bytes=settings.max_event_bytes,
+        allow_http_hooks=settings.allow_http_hooks,
+    )
 
 
 def _integration(key: bytes, value: bytes) -> Integration | None:
-    """Only what the ingest agent would store; refused configurations are reported there."""
-    config = parse_event(INTEGRATION, key, value, schemas_dir=settings.schemas_dir, max_bytes=settings.max_event_bytes)
-    if not isinstance(config, Integration):
-        return None
-    if integration_reasons(config, stored=True, allow_http_hooks=settings.allow_http_hooks):
-        return None
-    return config
+    """Refused configurations are left out here and reported once, by the ingest agent."""
+    config = stored_integration(key, value)
+    return config if isinstance(config, Integration) else None
 
 
 def _order_id(key: bytes, value: bytes) -> str | None:

@@ -15,14 +15,13 @@ from service.app import (
     order_links_topic,
     orders_table,
     orders_topic,
-    settings,
     triggers_topic,
 )
-from service.contracts import Integration, OrderEvent, Trigger
 from service.planning.links import order_links, order_number_key, order_summary
+from service.streams.configs import stored_integration
 from service.streams.publish import publish
-from service.streams.rejects import reject
-from service.validation import INTEGRATION, ORDER, TRIGGER, Rejected, integration_reasons, parse_event
+from service.streams.rejects import accepted, reject
+from service.validation import ORDER, TRIGGER, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +42,9 @@ async def ingest_orders(stream: StreamT[Any]) -> None:
 
 
 async def handle_order(event: Any) -> None:
-    order = parse_event(
-        ORDER, event.key, event.value, schemas_dir=settings.schemas_dir, max_bytes=settings.max_event_bytes
-    )
-    if isinstance(order, Rejected):
-        await reject(event.message, order.reasons)
+    order = await accepted(ORDER, event)
+    if order is None:
         return
-    assert isinstance(order, OrderEvent)
     orders_table[order.orderId] = order_summary(order, orders_table.get(order.orderId))
     await publish(order_index_topic, [(order_number_key(order.tenant, order.orderNumber), {"orderId": order.orderId})])
     await publish(order_links_topic, [(link.recipeId, link) for link in order_links(order)])
@@ -68,21 +63,11 @@ async def handle_integration(event: Any) -> None:
     if event.value is None:
         log.info("integration deleted", extra={"integrationId": (event.key or b"").decode("utf-8", "replace")})
         return
-    config = parse_event(
-        INTEGRATION,
-        event.key,
-        event.value,
-        schemas_dir=settings.schemas_dir,
-        max_bytes=settings.max_event_bytes,
-    )
-    reasons = config.reasons if isinstance(config, Rejected) else []
-    if isinstance(config, Integration):
-        reasons = integration_reasons(config, stored=True, allow_http_hooks=settings.allow_http_hooks)
-    if reasons:
+    config = stored_integration(event.key, event.value)
+    if isinstance(config, Rejected):
         # A plain-text secret must not be copied onto a second topic.
-        await reject(event.message, reasons, keep_value=not any("plain text" in r for r in reasons))
+        await reject(event.message, config.reasons, keep_value=not any("plain text" in r for r in config.reasons))
         return
-    assert isinstance(config, Integration)
     log.info(
         "integration stored",
         extra={"integrationId": config.id, "type": config.type, "enabled": config.enabled},
@@ -96,11 +81,7 @@ async def ingest_triggers(stream: StreamT[Any]) -> None:
 
 
 async def handle_trigger(event: Any) -> None:
-    trigger = parse_event(
-        TRIGGER, event.key, event.value, schemas_dir=settings.schemas_dir, max_bytes=settings.max_event_bytes
-    )
-    if isinstance(trigger, Rejected):
-        await reject(event.message, trigger.reasons)
+    trigger = await accepted(TRIGGER, event)
+    if trigger is None:
         return
-    assert isinstance(trigger, Trigger)
     log.info("trigger accepted", extra={"triggerId": trigger.triggerId, "tenant": trigger.tenant})

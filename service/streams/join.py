@@ -19,7 +19,6 @@ from service.app import (
     deliveries_topic,
     pending_links_table,
     recipes_table,
-    settings,
 )
 from service.contracts import DeliveryCommand, OrderLink, RecipeEvent
 from service.planning.commands import delivery_key, order_commands, recipe_commands
@@ -27,8 +26,8 @@ from service.planning.routing import route
 from service.streams.configs import all_integrations
 from service.streams.ingest import guarded
 from service.streams.publish import publish
-from service.streams.rejects import reject
-from service.validation import RECIPE, Rejected, parse_event
+from service.streams.rejects import accepted
+from service.validation import RECIPE
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +46,9 @@ async def join_recipes_and_orders(stream: StreamT[Any]) -> None:
 
 
 async def handle_recipe(event: Any) -> None:
-    recipe = parse_event(
-        RECIPE, event.key, event.value, schemas_dir=settings.schemas_dir, max_bytes=settings.max_event_bytes
-    )
-    if isinstance(recipe, Rejected):
-        await reject(event.message, recipe.reasons)
+    recipe = await accepted(RECIPE, event)
+    if recipe is None:
         return
-    assert isinstance(recipe, RecipeEvent)
     recipes_table[recipe.recipeId] = recipe.model_dump(mode="json")
     now = datetime.now(UTC)
     integrations = await all_integrations()

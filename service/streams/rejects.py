@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-from service.app import invalid_events_topic
+from service.app import invalid_events_topic, settings
+from service.validation import Kind, M, Rejected, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -43,3 +44,14 @@ async def reject(message: Any, reasons: list[str], *, keep_value: bool = True) -
     )
     fut = await invalid_events_topic.send(key=message.key, value=orjson.dumps(record))
     await fut
+
+
+async def accepted(kind: Kind[M], event: Any) -> M | None:
+    """The event's typed model, or None after sending it to invalid-events with its reasons."""
+    parsed = parse_event(
+        kind, event.key, event.value, schemas_dir=settings.schemas_dir, max_bytes=settings.max_event_bytes
+    )
+    if isinstance(parsed, Rejected):
+        await reject(event.message, parsed.reasons)
+        return None
+    return parsed

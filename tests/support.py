@@ -206,10 +206,10 @@ class Worker:
             self.proc.wait()
 
 
-def put_integration(deployment: Deployment, doc: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+def put_integration(deployment: Deployment, doc: dict[str, Any], **env: str) -> subprocess.CompletedProcess[str]:
     path = deployment.workdir / f"integration-{doc['id']}.json"
     path.write_bytes(orjson.dumps(doc))
-    return deployment.cli("integrations", "put", str(path), check=False)
+    return deployment.cli("integrations", "put", str(path), check=False, **env)
 
 
 async def worker_knows(worker: Worker, integration_id: str, timeout: float = 60.0) -> dict[str, Any]:

@@ -88,7 +88,8 @@ async def test_a_valid_s3_integration_is_published_with_its_secrets_encrypted(de
 async def test_a_bad_configuration_is_refused_naming_the_field_and_nothing_is_published(deployment):
     doc = {**example("integration-zapier.json"), "id": unique("bad-"), "failureNotificationList": "not-an-address"}
     doc["settings"] = {"hook-url": "http://hooks.example/catch"}
-    result = put_integration(deployment, doc)
+    # The shared deployment allows plain-http hooks for its local receiver; a production one does not.
+    result = put_integration(deployment, doc, OUTBOUND_ALLOW_HTTP_HOOKS="false")
     assert result.returncode == 1
     assert "failureNotificationList" in result.stderr and "settings.hook-url" in result.stderr
     assert not [r for r in await deployment.read("integrations") if r.key == doc["id"].encode()]

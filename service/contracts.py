@@ -90,15 +90,17 @@ class ServiceMessage(BaseModel):
 
 
 class OrderLink(ServiceMessage):
-    """One order line item re-keyed by recipeId, so it meets its recipe in the same partition."""
+    """A request to deliver one recipe, keyed by recipeId so that it meets its recipe in the join's
+    partition: an order line item, or a manual trigger (manual, eventId = the triggerId, and no
+    order for a raw-feed trigger)."""
 
     eventId: str
-    eventType: OrderEventType
+    eventType: EventType
     occurredAt: datetime
     tenant: str
-    orderId: str
-    orderNumber: str
-    itemId: str
+    orderId: str | None = None
+    orderNumber: str | None = None
+    itemId: str | None = None
     recipeId: str
     manual: bool = False
     integrationId: str | None = None

@@ -28,18 +28,23 @@ MAX_REASON_CHARS = 300
 
 @dataclass(frozen=True)
 class Kind(Generic[M]):
-    """One input contract: its schema file, its model, and the field the message key must equal."""
+    """One input contract: its schema file, its model, and the field the message key must equal
+    (the first of `key_fields` that the document has)."""
 
     name: str
     schema_file: str
     model: type[M]
-    key_field: str
+    key_fields: tuple[str, ...]
+
+    def key_field(self, doc: dict[str, Any]) -> str:
+        return next((f for f in self.key_fields if f in doc), self.key_fields[0])
 
 
-RECIPE = Kind("recipe", "recipe-event.schema.json", RecipeEvent, "recipeId")
-ORDER = Kind("order", "order-event.schema.json", OrderEvent, "orderId")
-INTEGRATION = Kind("integration", "integration.schema.json", Integration, "id")
-TRIGGER = Kind("trigger", "trigger.schema.json", Trigger, "triggerId")
+RECIPE = Kind("recipe", "recipe-event.schema.json", RecipeEvent, ("recipeId",))
+ORDER = Kind("order", "order-event.schema.json", OrderEvent, ("orderId",))
+INTEGRATION = Kind("integration", "integration.schema.json", Integration, ("id",))
+# Keyed by their target, so that an order trigger lands in its order's partition.
+TRIGGER = Kind("trigger", "trigger.schema.json", Trigger, ("orderId", "recipeId", "orderNumber"))
 
 
 @dataclass(frozen=True)
@@ -145,12 +150,13 @@ def parse_event(
         event = kind.model.model_validate(doc)
     except ModelError as exc:
         return Rejected([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()][:MAX_REASONS])
-    expected = str(doc[kind.key_field])
+    field = kind.key_field(doc)
+    expected = str(doc[field])
     if key is None:
-        return Rejected([f"message has no key; the key must be the {kind.key_field} ({expected!r}) as UTF-8 bytes"])
+        return Rejected([f"message has no key; the key must be the {field} ({expected!r}) as UTF-8 bytes"])
     if key != expected.encode():
         shown = key[:80].decode("utf-8", "replace")
-        return Rejected([f"message key {shown!r} differs from {kind.key_field} {expected!r} in the body"])
+        return Rejected([f"message key {shown!r} differs from {field} {expected!r} in the body"])
     return event
 
 

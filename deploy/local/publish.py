@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from service.kafka_admin import client_options
 from service.settings import get_settings
 
-KEY_FIELDS = {"recipes": "recipeId", "orders": "orderId", "triggers": "triggerId", "integrations": "id"}
+KEY_FIELDS = {"recipes": "recipeId", "orders": "orderId", "integrations": "id"}
 
 
 async def publish(topic: str, path: Path, raw: bytes) -> None:

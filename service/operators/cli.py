@@ -169,6 +169,31 @@ def integrations_delete(integration_id: str) -> None:
     typer.echo(f"deleted {integration_id}")
 
 
+@cli.command()
+def trigger(
+    tenant: Annotated[str, typer.Option(help="the tenant whose integrations run")],
+    recipe_id: Annotated[str | None, typer.Option(help="a recipe: its raw-feed integrations")] = None,
+    order_id: Annotated[str | None, typer.Option(help="an order, by its id")] = None,
+    order_number: Annotated[str | None, typer.Option(help="an order, by its number")] = None,
+    integration: Annotated[str | None, typer.Option(help="only this integration")] = None,
+    by: Annotated[str, typer.Option(help="who asks, for the record")] = "",
+) -> None:
+    """Run the tenant's integrations again for one recipe or order, even where they succeeded before."""
+    from service.operators.triggers import TriggerRefused, publish_trigger
+
+    settings = get_settings()
+    try:
+        trigger_id = asyncio.run(
+            publish_trigger(settings, catalog_of(settings), tenant, recipe_id, order_id, order_number, integration, by)
+        )
+    except TriggerRefused as exc:
+        typer.echo("error: the trigger is not valid:", err=True)
+        for reason in exc.reasons:
+            typer.echo(f"  - {reason}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"trigger {trigger_id} published")
+
+
 def main() -> None:
     try:
         cli()

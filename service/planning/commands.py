@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from service.contracts import DeliveryCommand, DeliveryFile, Integration, OrderLink, RecipeEvent
+from service.contracts import DeliveryCommand, DeliveryFile, EventType, Integration, OrderLink, RecipeEvent
 from service.planning.naming import delivered_name, file_prefix, unique_names
 
 
@@ -23,47 +23,61 @@ def delivery_files(recipe: RecipeEvent, prefix: str) -> list[DeliveryFile]:
     ]
 
 
-def recipe_commands(recipe: RecipeEvent, integrations: list[Integration], now: datetime) -> list[DeliveryCommand]:
-    files = delivery_files(recipe, file_prefix(recipe.recipeId))
+def build_commands(
+    recipe: RecipeEvent,
+    integrations: list[Integration],
+    now: datetime,
+    *,
+    event_id: str,
+    event_type: EventType,
+    occurred_at: datetime,
+    order_id: str | None = None,
+    order_number: str | None = None,
+    manual: bool = False,
+) -> list[DeliveryCommand]:
+    files = delivery_files(recipe, file_prefix(recipe.recipeId, order_id, order_number))
     return [
         DeliveryCommand(
-            deliveryId=delivery_id(recipe.eventId, recipe.recipeId, i.id),
+            deliveryId=delivery_id(event_id, recipe.recipeId, i.id),
             integrationId=i.id,
             integrationType=i.type,
             tenant=recipe.tenant,
-            eventType=recipe.type,
-            eventId=recipe.eventId,
+            eventType=event_type,
+            eventId=event_id,
             recipeId=recipe.recipeId,
+            orderId=order_id,
+            orderNumber=order_number,
             files=files,
-            occurredAt=recipe.occurredAt,
+            manual=manual,
+            occurredAt=occurred_at,
             createdAt=now,
         )
         for i in integrations
     ]
 
 
-def order_commands(
+def recipe_commands(recipe: RecipeEvent, integrations: list[Integration], now: datetime) -> list[DeliveryCommand]:
+    """The raw feed: one command per integration for a new recipe."""
+    return build_commands(
+        recipe, integrations, now, event_id=recipe.eventId, event_type=recipe.type, occurred_at=recipe.occurredAt
+    )
+
+
+def link_commands(
     link: OrderLink, recipe: RecipeEvent, integrations: list[Integration], now: datetime
 ) -> list[DeliveryCommand]:
-    files = delivery_files(recipe, file_prefix(recipe.recipeId, link.orderId, link.orderNumber))
-    return [
-        DeliveryCommand(
-            deliveryId=delivery_id(link.eventId, recipe.recipeId, i.id),
-            integrationId=i.id,
-            integrationType=i.type,
-            tenant=link.tenant,
-            eventType=link.eventType,
-            eventId=link.eventId,
-            recipeId=recipe.recipeId,
-            orderId=link.orderId,
-            orderNumber=link.orderNumber,
-            files=files,
-            manual=link.manual,
-            occurredAt=link.occurredAt,
-            createdAt=now,
-        )
-        for i in integrations
-    ]
+    """An order line or a manual trigger, joined to its recipe."""
+    return build_commands(
+        recipe,
+        integrations,
+        now,
+        event_id=link.eventId,
+        event_type=link.eventType,
+        occurred_at=link.occurredAt,
+        order_id=link.orderId,
+        order_number=link.orderNumber,
+        manual=link.manual,
+    )
 
 
 def delivery_key(command: DeliveryCommand) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.contracts import OrderEvent, OrderLink
+from service.contracts import OrderEvent, OrderLink, Trigger
 
 
 def order_links(order: OrderEvent) -> list[OrderLink]:
@@ -49,3 +49,35 @@ def order_summary(order: OrderEvent, previous: dict[str, Any] | None) -> dict[st
         "occurredAt": order.occurredAt.isoformat(),
         "cancelledAt": cancelled_at,
     }
+
+
+def trigger_links(trigger: Trigger, order: dict[str, Any] | None) -> list[OrderLink]:
+    """A manual trigger's links: the recipe it names (raw feed), or every recipe of the order.
+
+    The order is delivered as its latest event; the triggerId is the event id, so a trigger always
+    delivers again, even where the same delivery succeeded before.
+    """
+    common = {
+        "eventId": trigger.triggerId,
+        "occurredAt": trigger.requestedAt,
+        "tenant": trigger.tenant,
+        "manual": True,
+        "integrationId": trigger.integrationId,
+    }
+    if order is None:
+        assert trigger.recipeId is not None
+        return [OrderLink(eventType="recipe.created", recipeId=trigger.recipeId, **common)]
+    seen: dict[str, OrderLink] = {}
+    for item in order["lineItems"]:
+        seen.setdefault(
+            item["recipeId"],
+            OrderLink(
+                eventType=order["lastEventType"],
+                orderId=order["orderId"],
+                orderNumber=order["orderNumber"],
+                itemId=item["itemId"],
+                recipeId=item["recipeId"],
+                **common,
+            ),
+        )
+    return list(seen.values())

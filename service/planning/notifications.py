@@ -60,6 +60,7 @@ def failure_notification(
     assert integration is not None
     attempts = [f"  - attempt {e.attempt} at {e.at.isoformat()}: {e.error}" for e in command.errors]
     target = f"order number {command.orderNumber}" if command.orderId is not None else f"recipe ID {command.recipeId}"
+    option = f"--order-id {command.orderId}" if command.orderId is not None else f"--recipe-id {command.recipeId}"
     body = "\n".join(
         [
             f"The files of {_subject_of(command)} could NOT be delivered: {reason}.",
@@ -72,7 +73,8 @@ def failure_notification(
             *attempts,
             "",
             "After fixing the cause, trigger the integration again: open Review Recent Orders, find",
-            f"{target} and click Trigger Integrations.",
+            f"{target} and click Trigger Integrations, or run:",
+            f"  outbound trigger --tenant {command.tenant} {option} --integration {integration.id}",
         ]
     )
     return {

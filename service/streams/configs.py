@@ -55,3 +55,7 @@ async def all_integrations() -> list[Integration]:
 async def find_integration(integration_id: str) -> Integration | None:
     await integrations_view.wait_caught_up()
     return integrations_view.get(integration_id)
+
+
+async def order_views_ready() -> None:
+    await order_numbers_view.wait_caught_up()

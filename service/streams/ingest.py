@@ -17,8 +17,8 @@ from service.app import (
     orders_topic,
     triggers_topic,
 )
-from service.planning.links import order_links, order_number_key, order_summary
-from service.streams.configs import stored_integration
+from service.planning.links import order_links, order_number_key, order_summary, trigger_links
+from service.streams.configs import order_numbers_view, order_views_ready, stored_integration
 from service.streams.publish import publish
 from service.streams.rejects import accepted, reject
 from service.validation import ORDER, TRIGGER, Rejected
@@ -81,7 +81,32 @@ async def ingest_triggers(stream: StreamT[Any]) -> None:
 
 
 async def handle_trigger(event: Any) -> None:
+    """Resolve a manual trigger to the recipes it names and send them to the join as manual links."""
     trigger = await accepted(TRIGGER, event)
     if trigger is None:
         return
-    log.info("trigger accepted", extra={"triggerId": trigger.triggerId, "tenant": trigger.tenant})
+    if trigger.orderNumber is not None:
+        await order_views_ready()
+        order_id = order_numbers_view.get(order_number_key(trigger.tenant, trigger.orderNumber))
+        if order_id is None:
+            await reject(event.message, [f"tenant {trigger.tenant} has no order number {trigger.orderNumber!r}"])
+            return
+        # Re-keyed by orderId, the trigger meets the orders table in its order's partition.
+        resolved = trigger.model_copy(update={"orderId": order_id, "orderNumber": None})
+        await publish(triggers_topic, [(order_id, resolved.model_dump(mode="json", exclude_none=True))])
+        return
+    order = orders_table.get(trigger.orderId) if trigger.orderId else None
+    if trigger.orderId is not None and (order is None or order["tenant"] != trigger.tenant):
+        await reject(event.message, [f"tenant {trigger.tenant} has no order with orderId {trigger.orderId!r}"])
+        return
+    links = trigger_links(trigger, order)
+    await publish(order_links_topic, [(link.recipeId, link) for link in links])
+    log.info(
+        "trigger accepted",
+        extra={
+            "triggerId": trigger.triggerId,
+            "tenant": trigger.tenant,
+            "recipes": len(links),
+            "integrationId": trigger.integrationId,
+        },
+    )

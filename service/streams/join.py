@@ -21,7 +21,7 @@ from service.app import (
     recipes_table,
 )
 from service.contracts import DeliveryCommand, OrderLink, RecipeEvent
-from service.planning.commands import delivery_key, order_commands, recipe_commands
+from service.planning.commands import delivery_key, link_commands, recipe_commands
 from service.planning.routing import route
 from service.streams.configs import all_integrations
 from service.streams.ingest import guarded
@@ -74,7 +74,7 @@ def commands_for_link(
             extra={"orderId": link.orderId, "recipeId": link.recipeId},
         )
         return []
-    return order_commands(link, recipe, route(link.eventType, link.tenant, integrations, only=link.integrationId), now)
+    return link_commands(link, recipe, route(link.eventType, link.tenant, integrations, only=link.integrationId), now)
 
 
 async def handle_link(event: Any) -> None:

@@ -7,7 +7,7 @@ from standardwebhooks.webhooks import Webhook
 
 from service.contracts import AttemptError, DeliveryCommand, DeliveryResult, Integration, OrderEvent, RecipeEvent
 from service.netpolicy import RefusedDestination, check_url, is_public
-from service.planning.commands import order_commands, recipe_commands
+from service.planning.commands import link_commands, recipe_commands
 from service.planning.links import order_links
 from service.planning.notifications import failure_notification, success_notification
 from service.planning.payloads import email_subject, webhook_signature, zapier_payload
@@ -43,7 +43,7 @@ def hook(**fields):
 def order_command() -> DeliveryCommand:
     recipe = RecipeEvent.model_validate(example("recipe-created.json"))
     [link] = order_links(OrderEvent.model_validate(example("order-created.json")))
-    return order_commands(link, recipe, [hook()], NOW)[0]
+    return link_commands(link, recipe, [hook()], NOW)[0]
 
 
 def raw_command() -> DeliveryCommand:

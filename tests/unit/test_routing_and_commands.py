@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 
 from service.contracts import Integration, OrderEvent, RecipeEvent
-from service.planning.commands import delivery_id, order_commands, recipe_commands
+from service.planning.commands import delivery_id, link_commands, recipe_commands
 from service.planning.links import order_links, order_summary
 from service.planning.routing import route
 from tests.support import example
@@ -46,7 +46,7 @@ def test_order_command_names_files_like_the_seed_and_carries_no_personal_data():
     recipe = RecipeEvent.model_validate(example("recipe-created.json"))
     order = OrderEvent.model_validate(example("order-created.json"))
     [link] = order_links(order)
-    [command] = order_commands(link, recipe, [integration("a")], NOW)
+    [command] = link_commands(link, recipe, [integration("a")], NOW)
     names = [f.name for f in command.files]
     assert "1022_ID_6182665224482_R_999-63CHGJokGoxPfSba_Ticket.pdf" in names
     assert command.orderNumber == "1022" and command.orderId == "6182665224482"

@@ -13,7 +13,7 @@ from faust import web
 
 from service.app import app, settings, status_table
 from service.secrets import redact_settings
-from service.streams.configs import integrations_view
+from service.streams.configs import integrations_view, order_numbers_view
 
 
 def _refusal(view: web.View, status: int, error: str) -> web.Response:
@@ -40,6 +40,7 @@ class Readiness(web.View):
             ("recovering", app.in_recovery),
             ("rebalancing", app.rebalancing),
             ("loading integrations", not integrations_view.caught_up),
+            ("loading the order index", not order_numbers_view.caught_up),
         )
         busy = [name for name, flag in flags if flag]
         return self.json({"ready": not busy, "busy": busy}, status=503 if busy else 200)

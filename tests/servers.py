@@ -45,6 +45,7 @@ class HttpServers:
 
     port: int
     assets: dict[str, bytes] = field(default_factory=dict)
+    requested: list[str] = field(default_factory=list)
     hook_requests: dict[str, list[tuple[dict[str, str], bytes]]] = field(default_factory=lambda: defaultdict(list))
     hook_statuses: dict[str, list[int | tuple[int, dict[str, str], float]]] = field(
         default_factory=lambda: defaultdict(list)
@@ -74,6 +75,7 @@ class HttpServers:
             await self.runner.cleanup()
 
     async def _asset(self, request: web.Request) -> web.Response:
+        self.requested.append(request.match_info["name"])
         data = self.assets.get(request.match_info["name"])
         if data is None:
             return web.Response(status=404)

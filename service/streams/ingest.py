@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faust.types import StreamT
@@ -20,19 +19,10 @@ from service.app import (
 from service.planning.links import order_links, order_number_key, order_summary, trigger_links
 from service.streams.configs import order_numbers_view, order_views_ready, stored_integration
 from service.streams.publish import publish
-from service.streams.rejects import accepted, reject
+from service.streams.rejects import accepted, guarded, reject
 from service.validation import ORDER, TRIGGER, Rejected
 
 log = logging.getLogger(__name__)
-
-
-async def guarded(event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
-    """Run one message's handler; an unexpected error parks the message instead of losing it."""
-    try:
-        await handle(event)
-    except Exception as exc:  # an agent must never die on one message
-        log.exception("event handling failed", extra={"topic": event.message.topic, "offset": event.message.offset})
-        await reject(event.message, [f"internal error while handling the event: {type(exc).__name__}"])
 
 
 @app.agent(orders_topic)

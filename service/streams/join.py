@@ -24,9 +24,8 @@ from service.contracts import DeliveryCommand, OrderLink, RecipeEvent
 from service.planning.commands import delivery_key, link_commands, recipe_commands
 from service.planning.routing import route
 from service.streams.configs import all_integrations
-from service.streams.ingest import guarded
 from service.streams.publish import publish
-from service.streams.rejects import accepted
+from service.streams.rejects import accepted, guarded
 from service.validation import RECIPE
 
 log = logging.getLogger(__name__)

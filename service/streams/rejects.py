@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +45,15 @@ async def reject(message: Any, reasons: list[str], *, keep_value: bool = True) -
     )
     fut = await invalid_events_topic.send(key=message.key, value=orjson.dumps(record))
     await fut
+
+
+async def guarded(event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
+    """Run one message's handler; an unexpected error parks the message instead of losing it."""
+    try:
+        await handle(event)
+    except Exception as exc:  # an agent must never die on one message
+        log.exception("event handling failed", extra={"topic": event.message.topic, "offset": event.message.offset})
+        await reject(event.message, [f"internal error while handling the event: {type(exc).__name__}"])
 
 
 async def accepted(kind: Kind[M], event: Any) -> M | None:

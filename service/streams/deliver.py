@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, cast
 
 from faust.types import StreamT
-from pydantic import ValidationError
 
 from service.app import app, deliveries_topic, delivery_results_topic, settings
 from service.contracts import DeliveryCommand, DeliveryResult, Integration
@@ -26,6 +25,7 @@ from service.secrets import REDACTED, SecretKeyError, is_secret_setting
 from service.streams.configs import find_integration
 from service.streams.outcomes import after_failure, after_success
 from service.streams.publish import publish
+from service.streams.rejects import guarded
 from service.streams.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ async def deliver(stream: StreamT[Any]) -> None:
     running: set[asyncio.Task[None]] = set()
     async for event in cast(Any, stream).noack().events():
         await slots.acquire()
-        task = asyncio.create_task(deliver_raw(event.value))
+        task = asyncio.create_task(guarded(event, deliver_one))
         running.add(task)
 
         def finished(task: asyncio.Task[None], event: Any = event) -> None:
@@ -48,13 +48,8 @@ async def deliver(stream: StreamT[Any]) -> None:
         task.add_done_callback(finished)
 
 
-async def deliver_raw(raw: bytes) -> None:
-    try:
-        command = DeliveryCommand.model_validate_json(raw)
-    except ValidationError:
-        log.error("unreadable delivery command dropped", extra={"bytes": len(raw)})
-        return
-    await attempt(command)
+async def deliver_one(event: Any) -> None:
+    await attempt(DeliveryCommand.model_validate_json(event.value))
 
 
 def scrub(text: str, secrets: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from tenacity import AsyncRetrying, RetryError, stop_after_attempt, wait_exponen
 from service.app import app, delivery_results_topic, notifications_topic, settings, status_table
 from service.contracts import DeliveryResult
 from service.planning.status import updated_status
+from service.streams.rejects import guarded
 from service.streams.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ NOTIFICATION_ATTEMPTS = 3
 
 @app.agent(notifications_topic)
 async def send_notifications(stream: StreamT[Any]) -> None:
-    async for raw in stream:
-        await send_notification(orjson.loads(raw))
+    async for event in stream.events():
+        await guarded(event, lambda e: send_notification(orjson.loads(e.value)))
 
 
 async def send_notification(doc: dict[str, Any]) -> None:
@@ -56,7 +57,11 @@ async def send_notification(doc: dict[str, Any]) -> None:
 
 @app.agent(delivery_results_topic)
 async def keep_status(stream: StreamT[Any]) -> None:
-    async for raw in stream:
-        result = DeliveryResult.model_validate_json(raw)
-        key = f"order:{result.orderId}" if result.orderId else f"recipe:{result.recipeId}"
-        status_table[key] = updated_status(status_table.get(key), result)
+    async for event in stream.events():
+        await guarded(event, fold_result)
+
+
+async def fold_result(event: Any) -> None:
+    result = DeliveryResult.model_validate_json(event.value)
+    key = f"order:{result.orderId}" if result.orderId else f"recipe:{result.recipeId}"
+    status_table[key] = updated_status(status_table.get(key), result)

@@ -48,7 +48,8 @@ async def reject(message: Any, reasons: list[str], *, keep_value: bool = True) -
 
 
 async def guarded(event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
-    """Run one message's handler; an unexpected error parks the message instead of losing it."""
+    """Run one message's handler; an unexpected error (a bug, or a malformed internal message) parks
+    the message in invalid-events with the reason instead of losing it or killing the agent."""
     try:
         await handle(event)
     except Exception as exc:  # an agent must never die on one message

@@ -23,39 +23,44 @@ from service.planning.retry_policy import superseded
 from service.streams.configs import find_integration
 from service.streams.deliver import attempt, record
 from service.streams.publish import publish
+from service.streams.rejects import guarded
 
 log = logging.getLogger(__name__)
 
 
 @app.agent(deliveries_retry_topic)
 async def retry_deliveries(stream: StreamT[Any]) -> None:
-    async for raw in stream:
-        command = DeliveryCommand.model_validate_json(raw)
-        if command.dueAt is not None:
-            wait = (command.dueAt - datetime.now(UTC)).total_seconds()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        # Read after the wait: a cancellation may have arrived meanwhile.
-        if superseded(command, orders_table.get(command.orderId) if command.orderId else None):
-            log.info("retry dropped: order cancelled", extra={"deliveryId": command.deliveryId})
-            await record(command, datetime.now(UTC), outcome="superseded", error="the order was cancelled")
-            continue
-        await attempt(command)
+    async for event in stream.events():
+        await guarded(event, retry_one)
+
+
+async def retry_one(event: Any) -> None:
+    command = DeliveryCommand.model_validate_json(event.value)
+    if command.dueAt is not None:
+        wait = (command.dueAt - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
+    # Read after the wait: a cancellation may have arrived meanwhile.
+    if superseded(command, orders_table.get(command.orderId) if command.orderId else None):
+        log.info("retry dropped: order cancelled", extra={"deliveryId": command.deliveryId})
+        await record(command, datetime.now(UTC), outcome="superseded", error="the order was cancelled")
+        return
+    await attempt(command)
 
 
 @app.agent(deliveries_failed_topic)
 async def notify_failures(stream: StreamT[Any]) -> None:
-    async for raw in stream:
-        doc = orjson.loads(raw)
-        command = DeliveryCommand.model_validate(doc["command"])
-        notification = failure_notification(command, await find_integration(command.integrationId), doc["reason"])
-        log.error(
-            "delivery failed for good",
-            extra={
-                "deliveryId": command.deliveryId,
-                "integrationId": command.integrationId,
-                "attempts": command.attempt,
-            },
-        )
-        if notification is not None:
-            await publish(notifications_topic, [(command.deliveryId, notification)])
+    async for event in stream.events():
+        await guarded(event, notify_failure)
+
+
+async def notify_failure(event: Any) -> None:
+    doc = orjson.loads(event.value)
+    command = DeliveryCommand.model_validate(doc["command"])
+    notification = failure_notification(command, await find_integration(command.integrationId), doc["reason"])
+    log.error(
+        "delivery failed for good",
+        extra={"deliveryId": command.deliveryId, "integrationId": command.integrationId, "attempts": command.attempt},
+    )
+    if notification is not None:
+        await publish(notifications_topic, [(command.deliveryId, notification)])

@@ -124,3 +124,16 @@ async def test_the_api_refuses_requests_without_the_token(worker):
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{worker.port}") as client:
         r = await client.get("/v1/integrations")
     assert r.status_code == 401 and "token" in r.json()["error"]
+
+
+async def test_a_malformed_internal_message_is_parked_not_lost(deployment, worker):
+    key = unique("garbage").encode()
+    for topic in ("deliveries", "deliveries-retry", "delivery-results"):
+        await deployment.produce(topic, [(key, b"{not a command")])
+    parked = await deployment.wait_json("invalid-events", lambda d: d["key"] == base64.b64encode(key).decode(), 3)
+    assert {d["sourceTopic"].rsplit(".", 1)[1] for d in parked} == {
+        "deliveries",
+        "deliveries-retry",
+        "delivery-results",
+    }
+    assert all("internal error" in d["reasons"][0] for d in parked)

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import aioboto3
+import asyncssh
 import orjson
 import psutil
 import pytest
@@ -35,13 +36,39 @@ def integration(tenant, type_, settings, events=("order.created",), **fields):
     }
 
 
+def sftp_settings(destinations, directory):
+    sftp = destinations.sftp
+    return {
+        "host": "127.0.0.1",
+        "port": sftp.port,
+        "username": sftp.username,
+        "password-secure": sftp.password,
+        "host-key": sftp.host_key,
+        "directory": directory,
+    }
+
+
+def s3_settings(destinations, bucket, **extra):
+    return {
+        "bucket": bucket,
+        "access-key-secret": "test",
+        "secret-key-secret": "test",
+        "endpoint-url": destinations.s3_endpoint,
+        **extra,
+    }
+
+
+def s3_client(destinations):
+    session = aioboto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    return session.client("s3", endpoint_url=destinations.s3_endpoint)
+
+
 def order_name(order, recipe, name, ext):
     return f"{order['orderNumber']}_ID_{order['orderId']}_R_{recipe['recipeId']}_{name}.{ext}"
 
 
 async def s3_objects(destinations, bucket):
-    session = aioboto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
-    async with session.client("s3", endpoint_url=destinations.s3_endpoint) as s3:
+    async with s3_client(destinations) as s3:
         listed = await s3.list_objects_v2(Bucket=bucket)
         found = {}
         for item in listed.get("Contents", []):
@@ -51,8 +78,7 @@ async def s3_objects(destinations, bucket):
 
 
 async def make_bucket(destinations, bucket):
-    session = aioboto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
-    async with session.client("s3", endpoint_url=destinations.s3_endpoint) as s3:
+    async with s3_client(destinations) as s3:
         await s3.create_bucket(Bucket=bucket)
 
 
@@ -106,25 +132,12 @@ async def test_one_order_reaches_all_six_destinations(deployment, worker, destin
         integration(
             tenant,
             "sftp",
-            {
-                "host": "127.0.0.1",
-                "port": sftp.port,
-                "username": sftp.username,
-                "password-secure": sftp.password,
-                "host-key": sftp.host_key,
-                "directory": f"{tenant}/incoming",
-            },
+            sftp_settings(destinations, f"{tenant}/incoming"),
         ),
         integration(
             tenant,
             "s3",
-            {
-                "bucket": bucket,
-                "prefix": "prod",
-                "access-key-secret": "test",
-                "secret-key-secret": "test",
-                "endpoint-url": destinations.s3_endpoint,
-            },
+            s3_settings(destinations, bucket, prefix="prod"),
         ),
         integration(tenant, "azure", await azure_settings(destinations, container)),
         integration(
@@ -191,23 +204,10 @@ async def test_one_order_reaches_all_six_destinations(deployment, worker, destin
 
 async def test_a_wrong_sftp_host_key_fails_the_delivery(deployment, worker, destinations):
     tenant = unique("hostkey")
-    other_key = __import__("asyncssh").generate_private_key("ssh-ed25519").export_public_key("openssh").decode()
+    other_key = asyncssh.generate_private_key("ssh-ed25519").export_public_key("openssh").decode().strip()
     sftp = destinations.sftp
-    await configure(
-        deployment,
-        [worker],
-        integration(
-            tenant,
-            "sftp",
-            {
-                "host": "127.0.0.1",
-                "port": sftp.port,
-                "username": sftp.username,
-                "password-secure": sftp.password,
-                "host-key": other_key.strip(),
-            },
-        ),
-    )
+    settings = {**sftp_settings(destinations, tenant), "host-key": other_key}
+    await configure(deployment, [worker], integration(tenant, "sftp", settings))
     recipe, _ = recipe_with_assets(destinations, tenant)
     await deployment.produce_json("recipes", [recipe], "recipeId")
     await deployment.produce_json("orders", [order_event(tenant, [recipe["recipeId"]])], "orderId")
@@ -245,24 +245,12 @@ async def test_a_200_mb_file_goes_to_s3_and_sftp_with_bounded_memory(deployment,
         integration(
             tenant,
             "s3",
-            {
-                "bucket": bucket,
-                "access-key-secret": "test",
-                "secret-key-secret": "test",
-                "endpoint-url": destinations.s3_endpoint,
-            },
+            s3_settings(destinations, bucket),
         ),
         integration(
             tenant,
             "sftp",
-            {
-                "host": "127.0.0.1",
-                "port": sftp.port,
-                "username": sftp.username,
-                "password-secure": sftp.password,
-                "host-key": sftp.host_key,
-                "directory": tenant,
-            },
+            sftp_settings(destinations, tenant),
         ),
     ):
         await configure(deployment, [worker], config)
@@ -294,8 +282,7 @@ async def test_a_200_mb_file_goes_to_s3_and_sftp_with_bounded_memory(deployment,
     name = order_name(order, recipe, "Front", "dst")
     remote = sftp.root / tenant / name
     assert remote.stat().st_size == size and remote.read_bytes()[: 1024 * 1024] == pattern_bytes(1024 * 1024)
-    session = aioboto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
-    async with session.client("s3", endpoint_url=destinations.s3_endpoint) as s3:
+    async with s3_client(destinations) as s3:
         head = await s3.head_object(Bucket=bucket, Key=name)
     assert head["ContentLength"] == size
     grown = peak - baseline

@@ -8,7 +8,15 @@ import random
 import orjson
 import pytest
 
-from tests.support import configure, example, local_integration, order_event, put_integration, recipe_event, unique
+from tests.support import (
+    configure,
+    example,
+    local_integration,
+    order_event,
+    put_integration,
+    recipe_event,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,9 @@ import random
 import orjson
 import pytest
 
+from tests.conftest import new_deployment
 from tests.support import (
+    Worker,
     configure,
     example,
     local_integration,
@@ -134,14 +136,17 @@ async def test_the_api_refuses_requests_without_the_token(worker):
     assert r.status_code == 401 and "token" in r.json()["error"]
 
 
-async def test_a_malformed_internal_message_is_parked_not_lost(deployment, worker):
-    key = unique("garbage").encode()
-    for topic in ("deliveries", "deliveries-retry", "delivery-results"):
-        await deployment.produce(topic, [(key, b"{not a command")])
-    parked = await deployment.wait_json("invalid-events", lambda d: d["key"] == base64.b64encode(key).decode(), 3)
-    assert {d["sourceTopic"].rsplit(".", 1)[1] for d in parked} == {
-        "deliveries",
-        "deliveries-retry",
-        "delivery-results",
-    }
-    assert all("internal error" in d["reasons"][0] for d in parked)
+async def test_a_malformed_internal_message_is_parked_not_lost(kafka):
+    # Its own deployment: the garbage would stay on topics that other tests read.
+    deployment = new_deployment(kafka)
+    worker = await Worker(deployment, "garbage").start().ready()
+    try:
+        key = unique("garbage").encode()
+        for topic in ("deliveries", "deliveries-retry", "delivery-results"):
+            await deployment.produce(topic, [(key, b"{not a command")])
+        parked = await deployment.wait_json("invalid-events", lambda d: d["key"] == base64.b64encode(key).decode(), 3)
+        sources = {d["sourceTopic"].rsplit(".", 1)[1] for d in parked}
+        assert sources == {"deliveries", "deliveries-retry", "delivery-results"}
+        assert all("internal error" in d["reasons"][0] for d in parked)
+    finally:
+        worker.stop()

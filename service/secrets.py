@@ -7,6 +7,7 @@ key can be rotated by adding the new one in front and re-putting the integration
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -55,6 +56,20 @@ class SecretBox:
             return self._fernet.decrypt(value.removeprefix(ENCRYPTED_PREFIX).encode()).decode()
         except InvalidToken as exc:
             raise SecretKeyError("a secret setting cannot be decrypted with the configured keys") from exc
+
+
+# URL signatures and keys inside connection strings, as a library's error text may quote them.
+_SIGNED = re.compile(
+    r"(?i)\b(sig|signature|accountkey|sharedaccesssignature|x-amz-signature|x-amz-credential)=[^&;\s\"']+"
+)
+
+
+def scrub(text: str, settings: dict[str, Any], limit: int = 1000) -> str:
+    """Error text fit for a result, a log line or a notification: no secret setting, no signature."""
+    for name, value in settings.items():
+        if is_secret_setting(name) and isinstance(value, str) and len(value) >= 4:
+            text = text.replace(value, REDACTED)
+    return _SIGNED.sub(lambda m: f"{m.group(1)}={REDACTED}", text)[:limit]
 
 
 def redact_settings(settings: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from service.app import app, deliveries_topic, delivery_results_topic, settings
 from service.contracts import DeliveryCommand, DeliveryResult, Integration
 from service.destinations.base import DeliveryError, Job
 from service.planning.commands import delivery_key
-from service.secrets import REDACTED, SecretKeyError, is_secret_setting
+from service.secrets import SecretKeyError, is_secret_setting, scrub
 from service.streams.configs import find_integration
 from service.streams.outcomes import after_failure, after_success
 from service.streams.publish import publish
@@ -50,14 +50,6 @@ async def deliver(stream: StreamT[Any]) -> None:
 
 async def deliver_one(event: Any) -> None:
     await attempt(DeliveryCommand.model_validate_json(event.value))
-
-
-def scrub(text: str, secrets: dict[str, Any]) -> str:
-    """Error text from a library may quote what it was given: never let a secret through."""
-    for name, value in secrets.items():
-        if is_secret_setting(name) and isinstance(value, str) and len(value) >= 4:
-            text = text.replace(value, REDACTED)
-    return text[:1000]
 
 
 async def attempt(command: DeliveryCommand) -> None:

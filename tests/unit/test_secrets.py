@@ -1,7 +1,7 @@
 import pytest
 from cryptography.fernet import Fernet
 
-from service.secrets import REDACTED, SecretBox, SecretKeyError, is_encrypted, redact_settings
+from service.secrets import REDACTED, SecretBox, SecretKeyError, is_encrypted, redact_settings, scrub
 
 SETTINGS = {"bucket": "b", "access-key-secret": "AKIA", "password-secure": "pw"}
 
@@ -35,3 +35,14 @@ def test_missing_or_bad_keys_are_a_clear_error():
         SecretBox("")
     with pytest.raises(SecretKeyError, match="not a Fernet key"):
         SecretBox("short")
+
+
+def test_error_text_loses_secrets_and_url_signatures():
+    settings = {
+        "password-secure": "hunter22",
+        "connection-string-secure": "BlobEndpoint=https://a/;SharedAccessSignature=sv=1&sig=abc",
+    }
+    text = "login hunter22 failed; GET https://a/c/b?sv=1&se=2&sig=s3cr3t%2B&sp=w denied; AccountKey=xyz;"
+    cleaned = scrub(text, settings)
+    assert "hunter22" not in cleaned and "s3cr3t" not in cleaned and "xyz" not in cleaned
+    assert f"sig={REDACTED}" in cleaned and "sv=1&se=2" in cleaned

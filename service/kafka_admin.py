@@ -87,13 +87,27 @@ async def apply_topics(settings: Settings, catalog: Catalog) -> TopicPlan:
         await admin.close()
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    # partitions_for_topic() only knows topics the consumer subscribed to; ask the cluster instead.
+    metadata = await consumer._client.fetch_all_metadata()
+    return [TopicPartition(topic, p) for p in sorted(metadata.partitions_for_topic(topic) or [])]
+
+
+async def end_offsets(options: dict[str, Any], topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(await topic_partitions(consumer, topic)))
+    finally:
+        await consumer.stop()
+
+
 async def read_topic(options: dict[str, Any], topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Everything on `topic` now, from the start of every partition (no consumer group, no commits)."""
     consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        metadata = await consumer._client.fetch_all_metadata()
-        partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions_for_topic(topic) or [])]
+        partitions = await topic_partitions(consumer, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)

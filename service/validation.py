@@ -50,6 +50,8 @@ TRIGGER = Kind("trigger", "trigger.schema.json", Trigger, ("orderId", "recipeId"
 @dataclass(frozen=True)
 class Rejected:
     reasons: list[str]
+    #: the refused bytes hold a plain-text secret: they must not be copied anywhere
+    hide_value: bool = False
 
 
 @lru_cache(maxsize=4)
@@ -166,7 +168,16 @@ def parse_stored_integration(
     """A configuration as read from the integrations topic (its secrets must be encrypted there)."""
     config = parse_event(INTEGRATION, key, value, schemas_dir=schemas_dir, max_bytes=max_bytes)
     if isinstance(config, Rejected):
-        return config
+        return Rejected(config.reasons, hide_value=_has_plain_secret(value, max_bytes))
     assert isinstance(config, Integration)
     reasons = integration_reasons(config, stored=True, allow_http_hooks=allow_http_hooks)
-    return Rejected(reasons) if reasons else config
+    return Rejected(reasons, hide_value=_has_plain_secret(value, max_bytes)) if reasons else config
+
+
+def _has_plain_secret(value: bytes | None, max_bytes: int) -> bool:
+    """Whether refused integration bytes show a secret setting unencrypted (even if the rest is invalid)."""
+    doc = parse_json(value, max_bytes)
+    settings = doc.get("settings") if isinstance(doc, dict) else None
+    if not isinstance(settings, dict):
+        return False
+    return any(is_secret_setting(str(name)) and not is_encrypted(v) for name, v in settings.items())

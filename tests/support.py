@@ -17,11 +17,11 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
-from service.kafka_admin import read_topic
+from service.kafka_admin import end_offsets, read_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "schemas" / "examples"
@@ -118,21 +118,10 @@ class Deployment:
             offsets = await admin.list_consumer_group_offsets(f"{self.prefix}app")
         finally:
             await admin.close()
-        ends = {tp.partition: n for tp, n in (await self.end_offsets(key)).items()}
+        ends = await end_offsets({"bootstrap_servers": self.bootstrap}, self.topic(key))
+        last = {tp.partition: n for tp, n in ends.items()}
         done = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == self.topic(key)}
-        return all(done.get(p, 0) >= end for p, end in ends.items())
-
-    async def end_offsets(self, key: str) -> dict[TopicPartition, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            metadata = await consumer._client.fetch_all_metadata()
-            name = self.topic(key)
-            return await consumer.end_offsets(
-                [TopicPartition(name, p) for p in metadata.partitions_for_topic(name) or []]
-            )
-        finally:
-            await consumer.stop()
+        return all(done.get(p, 0) >= end for p, end in last.items())
 
     async def read_json(
         self, key: str, where: Callable[[dict[str, Any]], bool] = lambda d: True

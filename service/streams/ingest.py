@@ -19,7 +19,7 @@ from service.app import (
 from service.planning.links import order_links, order_number_key, order_summary, trigger_links
 from service.streams.configs import order_numbers_view, order_views_ready, stored_integration
 from service.streams.publish import publish
-from service.streams.rejects import accepted, guarded, reject
+from service.streams.rejects import accepted, handle_each, reject
 from service.validation import ORDER, TRIGGER, Rejected
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,7 @@ log = logging.getLogger(__name__)
 
 @app.agent(orders_topic)
 async def ingest_orders(stream: StreamT[Any]) -> None:
-    async for event in stream.events():
-        await guarded(event, handle_order)
+    await handle_each(stream, handle_order)
 
 
 async def handle_order(event: Any) -> None:
@@ -45,8 +44,7 @@ async def handle_order(event: Any) -> None:
 # by the group, is where refused configurations are reported, once.
 @app.agent(integrations_topic)
 async def ingest_integrations(stream: StreamT[Any]) -> None:
-    async for event in stream.events():
-        await guarded(event, handle_integration)
+    await handle_each(stream, handle_integration)
 
 
 async def handle_integration(event: Any) -> None:
@@ -56,7 +54,7 @@ async def handle_integration(event: Any) -> None:
     config = stored_integration(event.key, event.value)
     if isinstance(config, Rejected):
         # A plain-text secret must not be copied onto a second topic.
-        await reject(event.message, config.reasons, keep_value=not any("plain text" in r for r in config.reasons))
+        await reject(event.message, config.reasons, keep_value=not config.hide_value)
         return
     log.info(
         "integration stored",
@@ -66,8 +64,7 @@ async def handle_integration(event: Any) -> None:
 
 @app.agent(triggers_topic)
 async def ingest_triggers(stream: StreamT[Any]) -> None:
-    async for event in stream.events():
-        await guarded(event, handle_trigger)
+    await handle_each(stream, handle_trigger)
 
 
 async def handle_trigger(event: Any) -> None:

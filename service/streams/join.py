@@ -25,7 +25,7 @@ from service.planning.commands import delivery_key, link_commands, recipe_comman
 from service.planning.routing import route
 from service.streams.configs import all_integrations
 from service.streams.publish import publish
-from service.streams.rejects import accepted, guarded
+from service.streams.rejects import accepted, handle_each
 from service.validation import RECIPE
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,14 @@ join_topic = app.topic(
 
 @app.agent(join_topic)
 async def join_recipes_and_orders(stream: StreamT[Any]) -> None:
-    async for event in stream.events():
-        if event.message.topic == catalog["recipes"].name:
-            await guarded(event, handle_recipe)
-        else:
-            await guarded(event, handle_link)
+    await handle_each(stream, handle_joined)
+
+
+async def handle_joined(event: Any) -> None:
+    if event.message.topic == catalog["recipes"].name:
+        await handle_recipe(event)
+    else:
+        await handle_link(event)
 
 
 async def handle_recipe(event: Any) -> None:

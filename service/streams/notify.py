@@ -14,7 +14,7 @@ from tenacity import AsyncRetrying, RetryError, stop_after_attempt, wait_exponen
 from service.app import app, delivery_results_topic, notifications_topic, settings, status_table
 from service.contracts import DeliveryResult
 from service.planning.status import updated_status
-from service.streams.rejects import guarded
+from service.streams.rejects import handle_each
 from service.streams.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,11 @@ NOTIFICATION_ATTEMPTS = 3
 
 @app.agent(notifications_topic)
 async def send_notifications(stream: StreamT[Any]) -> None:
-    async for event in stream.events():
-        await guarded(event, lambda e: send_notification(orjson.loads(e.value)))
+    await handle_each(stream, send_notification_event)
+
+
+async def send_notification_event(event: Any) -> None:
+    await send_notification(orjson.loads(event.value))
 
 
 async def send_notification(doc: dict[str, Any]) -> None:
@@ -57,8 +60,7 @@ async def send_notification(doc: dict[str, Any]) -> None:
 
 @app.agent(delivery_results_topic)
 async def keep_status(stream: StreamT[Any]) -> None:
-    async for event in stream.events():
-        await guarded(event, fold_result)
+    await handle_each(stream, fold_result)
 
 
 async def fold_result(event: Any) -> None:

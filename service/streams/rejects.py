@@ -57,6 +57,12 @@ async def guarded(event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
         await reject(event.message, [f"internal error while handling the event: {type(exc).__name__}"])
 
 
+async def handle_each(stream: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
+    """An agent's loop: every event through `handle`, guarded."""
+    async for event in stream.events():
+        await guarded(event, handle)
+
+
 async def accepted(kind: Kind[M], event: Any) -> M | None:
     """The event's typed model, or None after sending it to invalid-events with its reasons."""
     parsed = parse_event(

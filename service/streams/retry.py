@@ -23,15 +23,14 @@ from service.planning.retry_policy import superseded
 from service.streams.configs import find_integration
 from service.streams.deliver import attempt, record
 from service.streams.publish import publish
-from service.streams.rejects import guarded
+from service.streams.rejects import handle_each
 
 log = logging.getLogger(__name__)
 
 
 @app.agent(deliveries_retry_topic)
 async def retry_deliveries(stream: StreamT[Any]) -> None:
-    async for event in stream.events():
-        await guarded(event, retry_one)
+    await handle_each(stream, retry_one)
 
 
 async def retry_one(event: Any) -> None:
@@ -50,8 +49,7 @@ async def retry_one(event: Any) -> None:
 
 @app.agent(deliveries_failed_topic)
 async def notify_failures(stream: StreamT[Any]) -> None:
-    async for event in stream.events():
-        await guarded(event, notify_failure)
+    await handle_each(stream, notify_failure)
 
 
 async def notify_failure(event: Any) -> None:

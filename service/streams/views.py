@@ -12,10 +12,10 @@ import logging
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from service.kafka_admin import client_options
+from service.kafka_admin import client_options, topic_partitions
 from service.settings import Settings
 
 V = TypeVar("V")
@@ -68,10 +68,7 @@ class TopicView(Generic[V]):
         consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:
-            metadata = await consumer._client.fetch_all_metadata()
-            partitions = [
-                TopicPartition(self.topic, p) for p in sorted(metadata.partitions_for_topic(self.topic) or [])
-            ]
+            partitions = await topic_partitions(consumer, self.topic)
             if not partitions:
                 raise KafkaError(f"topic {self.topic} does not exist (run `outbound topics apply`)")
             consumer.assign(partitions)

@@ -140,3 +140,20 @@ def test_generated_malformed_events_get_reasons_never_an_exception(kind_name, da
         assert result.reasons and all(isinstance(r, str) and r for r in result.reasons)
     else:
         assert isinstance(result, kind.model)
+
+
+def test_refused_integration_bytes_with_a_plain_secret_are_marked_to_hide():
+    from service.validation import parse_stored_integration
+
+    def stored(doc):
+        raw = orjson.dumps(doc)
+        return parse_stored_integration(
+            doc["id"].encode(), raw, schemas_dir=SCHEMAS, max_bytes=100_000, allow_http_hooks=False
+        )
+
+    plain = example("integration-s3.json")
+    assert stored(plain).hide_value  # valid shape, but the secret is not encrypted
+    broken = {**plain, "type": "ftp"}
+    assert stored(broken).hide_value  # invalid shape, and the secret is still there in plain text
+    no_secret = {**example("integration-local.json"), "enabled": "yes"}
+    assert not stored(no_secret).hide_value

@@ -12,7 +12,7 @@ from service.logs import logging_config
 from service.settings import Settings, get_settings
 
 settings: Settings = get_settings()
-catalog = load_catalog(settings.topic_catalog, settings.topic_prefix, settings.replication_factor)
+catalog = load_catalog(settings.topic_catalog, settings.topic_prefix, settings.replication_factor, settings.app_id)
 
 
 def _credentials(s: Settings) -> Any:
@@ -75,16 +75,16 @@ invalid_events_topic = topic("invalid-events")
 JSON_SCHEMA: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
 
 
-def table(name: str, partitions_of: str) -> Any:
-    """A RocksDB table co-partitioned with the catalog topic whose events write it."""
-    return app.Table(name, partitions=catalog[partitions_of].partitions, schema=JSON_SCHEMA)
+def table(name: str) -> Any:
+    """A RocksDB table whose changelog the catalog declares (and `topics apply` creates)."""
+    return app.Table(name, partitions=catalog[f"table:{name}"].partitions, schema=JSON_SCHEMA)
 
 
 # recipeId -> validated recipe event
-recipes_table = table("recipes", "recipes")
+recipes_table = table("recipes")
 # recipeId -> order links that arrived before their recipe
-pending_links_table = table("pending-links", "order-links")
+pending_links_table = table("pending-links")
 # orderId -> the order without personal data, and its latest event
-orders_table = table("orders", "orders")
+orders_table = table("orders")
 # "order:<orderId>" or "recipe:<recipeId>" -> "<recipeId>|<integrationId>" -> latest delivery status
-status_table = table("delivery-status", "delivery-results")
+status_table = table("delivery-status")

@@ -30,7 +30,18 @@ class Catalog:
         return iter(self.topics.values())
 
 
-def load_catalog(path: Path, prefix: str, replication: int) -> Catalog:
+def changelog_name(app_id: str, table: str) -> str:
+    """The name Faust gives a table's changelog topic."""
+    return f"{app_id}-{table}-changelog"
+
+
+def load_catalog(path: Path, prefix: str, replication: int, app_id: str | None = None) -> Catalog:
+    """The catalog's topics; with `app_id`, also the changelogs of the app's tables.
+
+    The changelogs are created here, with their source topic's partition count, rather than left to
+    Faust: a worker that created one at start-up sometimes still saw it with no partitions and
+    refused every write to that table (PartitionsMismatch), seen once in a test run.
+    """
     doc = orjson.loads(path.read_bytes())
     topics = {
         key: TopicSpec(
@@ -42,6 +53,15 @@ def load_catalog(path: Path, prefix: str, replication: int) -> Catalog:
         )
         for key, spec in doc["topics"].items()
     }
+    if app_id is not None:
+        for table, source in doc.get("tables", {}).items():
+            topics[f"table:{table}"] = TopicSpec(
+                key=f"table:{table}",
+                name=changelog_name(app_id, table),
+                partitions=topics[source].partitions,
+                replication=replication,
+                configs={"cleanup.policy": "compact"},
+            )
     for group in doc.get("copartitioned", []):
         counts = {topics[key].partitions for key in group}
         if len(counts) != 1:

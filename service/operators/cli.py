@@ -39,7 +39,7 @@ def require_broker(settings: Settings) -> None:
 
 
 def catalog_of(settings: Settings) -> Catalog:
-    return load_catalog(settings.topic_catalog, settings.topic_prefix, settings.replication_factor)
+    return load_catalog(settings.topic_catalog, settings.topic_prefix, settings.replication_factor, settings.app_id)
 
 
 @cli.command()

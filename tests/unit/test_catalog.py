@@ -46,3 +46,11 @@ def test_plan_of_an_applied_catalog_is_empty():
     c = catalog()
     plan = plan_topics(c, {t.name: (t.partitions, dict(t.configs)) for t in c})
     assert not plan.create and not plan.differences
+
+
+def test_table_changelogs_are_declared_with_their_source_partitions():
+    c = load_catalog(Settings().topic_catalog, "p.", 1, app_id="p.app")
+    status = c["table:delivery-status"]
+    assert status.name == "p.app-delivery-status-changelog" and status.configs == {"cleanup.policy": "compact"}
+    assert status.partitions == c["delivery-results"].partitions
+    assert c["table:pending-links"].partitions == c["order-links"].partitions

@@ -38,6 +38,7 @@ app = faust.App(
     web_host=settings.web_host,
     web_bind=settings.web_host,
     web_port=settings.web_port,
+    canonical_url=settings.canonical_url or f"http://{settings.web_host}:{settings.web_port}",
     web_in_thread=False,
     topic_replication_factor=settings.replication_factor,
     topic_disable_leader=True,

@@ -33,7 +33,12 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     broker_wait_seconds: float = 20.0
-    api_token: SecretStr = SecretStr("")
+    api_token: SecretStr = SecretStr("")  # operate scope (triggers), which includes read
+    api_read_token: SecretStr = SecretStr("")  # read scope: look-ups only
+    # The URL other workers reach this one at (table routing); empty: http://<web_host>:<web_port>.
+    canonical_url: str = ""
+    # Where the CLI's `status` and `trigger --dry-run` find a worker's API; empty: http://127.0.0.1:<web_port>.
+    api_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Input limits

@@ -81,6 +81,9 @@ class Trigger(InputModel):
     orderNumber: str | None = None
     integrationId: str | None = None
     requestedBy: str = ""
+    # Absent on triggers older than the mode: those ran everything again.
+    mode: Literal["failed-only", "all"] = "all"
+    dryRun: bool = False
 
 
 class ServiceMessage(BaseModel):

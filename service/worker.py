@@ -8,7 +8,7 @@ import sys
 def run_worker(loglevel: str) -> None:
     from service.app import app
     from service.operators import api  # noqa: F401  (registers the web routes)
-    from service.streams import deliver, ingest, join, notify, retry  # noqa: F401  (registers the agents)
+    from service.streams import deliver, ingest, join, notify, retry, status  # noqa: F401  (registers the agents)
 
     sys.argv = ["outbound", "worker", "--loglevel", loglevel]
     app.main()

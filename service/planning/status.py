@@ -8,14 +8,19 @@ from service.contracts import DeliveryResult
 
 
 def status_text(result: DeliveryResult) -> str:
-    attempts = f"{result.attempt} attempt{'s' if result.attempt != 1 else ''}"
-    if result.outcome == "delivered":
-        return "delivered" if result.attempt == 1 else f"delivered after {attempts}"
-    if result.outcome == "superseded":
+    return describe(result.outcome, result.attempt, result.final)
+
+
+def describe(outcome: str, attempt: int, final: bool) -> str:
+    """One attempt's outcome in the words operators read ("retrying after 1 attempt")."""
+    attempts = f"{attempt} attempt{'s' if attempt != 1 else ''}"
+    if outcome == "delivered":
+        return "delivered" if attempt == 1 else f"delivered after {attempts}"
+    if outcome == "superseded":
         return "dropped: the order was cancelled"
-    if result.outcome == "skipped":
+    if outcome == "skipped":
         return "skipped: the integration is deleted or disabled"
-    return f"failed after {attempts}" if result.final else f"retrying after {attempts}"
+    return f"failed after {attempts}" if final else f"retrying after {attempts}"
 
 
 def status_entry_key(result: DeliveryResult) -> str:

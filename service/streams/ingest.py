@@ -20,6 +20,7 @@ from service.planning.links import order_links, order_number_key, order_summary,
 from service.streams.configs import order_numbers_view, order_views_ready, stored_integration
 from service.streams.publish import publish
 from service.streams.rejects import accepted, handle_each, reject
+from service.streams.status import plan_trigger
 from service.validation import ORDER, TRIGGER, Rejected
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ async def handle_trigger(event: Any) -> None:
     if trigger.orderId is not None and (order is None or order["tenant"] != trigger.tenant):
         await reject(event.message, [f"tenant {trigger.tenant} has no order with orderId {trigger.orderId!r}"])
         return
-    links = trigger_links(trigger, order)
+    links = await plan_trigger(trigger, order, trigger_links(trigger, order))
     await publish(order_links_topic, [(link.recipeId, link) for link in links])
     log.info(
         "trigger accepted",

@@ -1,0 +1,183 @@
+"""The operators' view: each order's (and raw-feed recipe's) deliveries, and each tenant's recent list.
+
+Both tables are keyed by the raw bytes of their topic's message key (`key_serializer="raw"`), so
+that Faust's router, which hashes a table key with the producer's partitioner, finds the worker
+that owns the row: `order-view` is keyed like delivery-results (orderId, or recipeId for the raw
+feed), `tenant-activity` by tenant.
+
+    orders ──► track_orders ──► order-activity (re-keyed by the service: upstream may partition otherwise)
+    deliveries, delivery-results, order-activity ──► keep_order_views ──► order-view table
+                                                   └─ an order's line changed ──► tenant-activity ──► tenant table
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from faust.types import StreamT
+
+from service.app import app, catalog, orders_topic, pending_links_table, settings, topic
+from service.contracts import OrderEvent, OrderLink, Trigger
+from service.planning.links import order_summary
+from service.planning.order_view import (
+    fold_command,
+    fold_order,
+    fold_recipe_order,
+    fold_result,
+    fold_trigger,
+    planned_deliveries,
+    remember,
+    select_links,
+    tenant_entry,
+)
+from service.planning.routing import route
+from service.streams.configs import all_integrations
+from service.streams.publish import publish
+from service.streams.rejects import handle_each
+from service.validation import ORDER, parse_event
+
+log = logging.getLogger(__name__)
+
+order_activity_topic = topic("order-activity")
+tenant_activity_topic = topic("tenant-activity")
+view_sources = app.topic(
+    catalog["deliveries"].name,
+    catalog["delivery-results"].name,
+    catalog["order-activity"].name,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+
+
+def raw_keyed_table(name: str) -> Any:
+    return app.Table(
+        name, partitions=catalog[f"table:{name}"].partitions, key_serializer="raw", value_serializer="json"
+    )
+
+
+# orderId (or raw-feed recipeId) -> service.planning.order_view document
+order_view_table = raw_keyed_table("order-view")
+# tenant -> {"orders": [...], "recipes": [...]}, newest first
+tenant_table = raw_keyed_table("tenant-activity")
+
+
+@app.agent(orders_topic)
+async def track_orders(stream: StreamT[Any]) -> None:
+    await handle_each(stream, track_order)
+
+
+async def track_order(event: Any) -> None:
+    """Re-key an accepted order's summary for the view; refused orders are reported by ingest."""
+    order = parse_event(
+        ORDER, event.key, event.value, schemas_dir=settings.schemas_dir, max_bytes=settings.max_event_bytes
+    )
+    if not isinstance(order, OrderEvent):
+        return
+    ref = {"orderId": order.orderId, "orderNumber": order.orderNumber, "tenant": order.tenant}
+    await publish(
+        order_activity_topic,
+        [
+            (order.orderId, {"activity": "order", "order": order_summary(order, None)}),
+            *((r, {"activity": "recipe-order", "order": ref}) for r in sorted({i.recipeId for i in order.lineItems})),
+        ],
+    )
+
+
+@app.agent(view_sources)
+async def keep_order_views(stream: StreamT[Any]) -> None:
+    await handle_each(stream, fold_activity)
+
+
+async def fold_activity(event: Any) -> None:
+    key = event.key.decode()
+    doc = orjson.loads(event.value)
+    current = order_view_table.get(key)
+    kind: Literal["order", "recipe"]
+    if event.message.topic == catalog["order-activity"].name:
+        activity = doc["activity"]
+        if activity == "order":
+            updated, kind = fold_order(current, doc["order"]), "order"
+        elif activity == "recipe-order":
+            order_view_table[key] = fold_recipe_order(current, doc["order"])
+            return
+        else:
+            plan = doc["plan"]
+            updated, kind = fold_trigger(current, plan), "order" if plan.get("orderId") else "recipe"
+    else:
+        fold = fold_command if event.message.topic == catalog["deliveries"].name else fold_result
+        updated, kind = fold(current, doc), "order" if doc.get("orderId") else "recipe"
+    await list_for_tenant(updated, kind, key)
+    order_view_table[key] = updated
+
+
+async def list_for_tenant(doc: dict[str, Any], kind: Literal["order", "recipe"], key: str) -> None:
+    """Send the order's (or raw-feed recipe's) line to its tenant's list when it changed; the last
+    line sent is kept in the document to know."""
+    order = doc.get("order") or {}
+    tenant = str(order.get("tenant") or "")
+    expects = bool(tenant) and bool(route(order.get("lastEventType", ""), tenant, await all_integrations()))
+    entry = tenant_entry(doc, kind, key, expects)
+    listed = dict(doc.get("listed") or {})
+    if entry is None or entry == listed.get(kind) or not entry.get("tenant"):
+        return
+    await publish(tenant_activity_topic, [(entry["tenant"], entry)])
+    listed[kind] = entry
+    doc["listed"] = listed
+
+
+@app.agent(tenant_activity_topic)
+async def keep_tenant_activity(stream: StreamT[Any]) -> None:
+    await handle_each(stream, fold_tenant_entry)
+
+
+async def fold_tenant_entry(event: Any) -> None:
+    key = event.key.decode()
+    tenant_table[key] = remember(tenant_table.get(key), orjson.loads(event.value))
+
+
+async def plan_trigger(trigger: Trigger, order: dict[str, Any] | None, links: list[OrderLink]) -> list[OrderLink]:
+    """A trigger's links for its mode, its plan recorded for the operators; none for a dry run.
+
+    Runs in the trigger's partition, which is its target's partition of order-view (same key, same
+    partition count, every producer hashing with murmur2)."""
+    kind: Literal["order", "recipe"] = "order" if order is not None else "recipe"
+    key = order["orderId"] if order is not None else str(trigger.recipeId)
+    doc = order_view_table.get(key)
+    chosen = select_links(links, trigger.mode, doc, kind, key)
+    plan = trigger_plan(
+        trigger, kind, key, planned_deliveries(trigger.triggerId, chosen, await all_integrations(), doc)
+    )
+    if trigger.dryRun:
+        return []
+    await publish(order_activity_topic, [(key, {"activity": "trigger", "plan": plan})])
+    return chosen
+
+
+def trigger_plan(
+    trigger: Trigger, kind: Literal["order", "recipe"], key: str, deliveries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "triggerId": trigger.triggerId,
+        "requestedAt": trigger.requestedAt.isoformat(),
+        "requestedBy": trigger.requestedBy or None,
+        "tenant": trigger.tenant,
+        "mode": trigger.mode,
+        "integrationId": trigger.integrationId,
+        "orderId": key if kind == "order" else None,
+        "recipeId": key if kind == "recipe" else None,
+        "plannedAt": datetime.now(UTC).isoformat(),
+        "deliveries": [
+            {k: d[k] for k in ("deliveryId", "recipeId", "integrationId", "integrationType")} for d in deliveries
+        ],
+    }
+
+
+def orders_waiting_for(recipe_id: str) -> set[str]:
+    """The orders whose link to `recipe_id` waits in the join for the recipe to arrive.
+
+    The one place that reads the join's pending links (their shape belongs to join.py). Reads this
+    worker's copy: call it on the owner of the recipe's partition."""
+    return {str(link.get("orderId")) for link in pending_links_table.get(recipe_id) or [] if link.get("orderId")}

@@ -10,6 +10,9 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+# The topic catalog and the schemas ship inside the package (service/topics and service/schemas link to
+# the top-level folders in the source tree), so an installed service never reads the source tree.
+PACKAGE = Path(__file__).resolve().parent
 
 
 class Settings(BaseSettings):
@@ -24,8 +27,8 @@ class Settings(BaseSettings):
     ssl_cafile: Path | None = None
     topic_prefix: str = ""
     replication_factor: int = Field(1, ge=1)
-    topic_catalog: Path = ROOT / "topics" / "catalog.json"
-    schemas_dir: Path = ROOT / "schemas"
+    topic_catalog: Path = PACKAGE / "topics" / "catalog.json"
+    schemas_dir: Path = PACKAGE / "schemas"
 
     # Faust worker
     app_id: str = "recipe-outbound"

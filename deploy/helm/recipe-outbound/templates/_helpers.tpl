@@ -181,9 +181,10 @@ app.kubernetes.io/part-of: recipe-outbound
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
-{{- $grace := .Values.config.shutdown_grace_seconds | default 0 | float64 }}
+{{- $grace := .Values.config.destination_timeout_seconds | default 0 | float64 }}
+{{- if hasKey .Values.config "shutdown_grace_seconds" }}{{ $grace = float64 .Values.config.shutdown_grace_seconds }}{{ end }}
 {{- if lt (float64 .Values.terminationGracePeriodSeconds) (addf $grace 15) }}
-{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed config.shutdown_grace_seconds (%v) by at least 15 s, or Kubernetes kills deliveries the service is still finishing" .Values.terminationGracePeriodSeconds $grace) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed the time a worker takes to finish its deliveries in flight (%v s) by at least 15 s, or Kubernetes kills deliveries the worker is still finishing" .Values.terminationGracePeriodSeconds $grace) }}
 {{- end }}
 {{- if and (eq .Values.topics.mode "strimzi") (not .Values.topics.strimzi.cluster) }}
 {{- fail "topics.strimzi.cluster is required with topics.mode=strimzi: the name of the Strimzi Kafka resource" }}

@@ -160,8 +160,12 @@ async def forward(view: web.View, request: web.Request, url: URL) -> web.Respons
     body = await request.read() if request.method == "POST" else None
     try:
         async with app.http_client.request(request.method, url, headers=headers, data=body) as response:
+            kept = {name: response.headers[name] for name in ("Location",) if name in response.headers}
             return view.bytes(
-                await response.read(), content_type=response.content_type or "application/json", status=response.status
+                await response.read(),
+                content_type=response.content_type or "application/json",
+                status=response.status,
+                headers=kept,
             )
     except OSError as exc:
         log.warning("forwarding to the owning worker failed", extra={"to": str(url.origin()), "error": str(exc)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import typer
@@ -169,6 +169,9 @@ def integrations_delete(integration_id: str) -> None:
     typer.echo(f"deleted {integration_id}")
 
 
+Mode = Literal["failed-only", "all"]
+
+
 @cli.command()
 def trigger(
     tenant: Annotated[str, typer.Option(help="the tenant whose integrations run")],
@@ -177,21 +180,136 @@ def trigger(
     order_number: Annotated[str | None, typer.Option(help="an order, by its number")] = None,
     integration: Annotated[str | None, typer.Option(help="only this integration")] = None,
     by: Annotated[str, typer.Option(help="who asks, for the record")] = "",
+    mode: Annotated[
+        Mode, typer.Option(help="failed-only: what failed for good; all: everything, even what succeeded")
+    ] = "failed-only",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="show what would be sent where (asks a worker's API)")
+    ] = False,
 ) -> None:
-    """Run the tenant's integrations again for one recipe or order, even where they succeeded before."""
+    """Run the tenant's integrations again for one recipe or order."""
     from service.operators.triggers import TriggerRefused, publish_trigger
 
     settings = get_settings()
+    if dry_run:
+        body: dict[str, Any] = {
+            "tenant": tenant,
+            "recipeId": recipe_id,
+            "orderId": order_id,
+            "orderNumber": order_number,
+        }
+        body.update(integrationId=integration, mode=mode, dryRun=True, requestedBy=by or None)
+        plan = _api(settings, "POST", "/v1/triggers", {k: v for k, v in body.items() if v is not None})
+        typer.echo(f"dry run ({mode}): {len(plan['deliveries'])} deliveries would be sent")
+        _table(
+            ["recipe", "integration", "type", "event", "files"],
+            [
+                [d["recipeId"], d["integrationId"], d["integrationType"], d["eventType"], str(len(d["files"]))]
+                for d in plan["deliveries"]
+            ],
+        )
+        return
     try:
         trigger_id = asyncio.run(
-            publish_trigger(settings, catalog_of(settings), tenant, recipe_id, order_id, order_number, integration, by)
+            publish_trigger(
+                settings, catalog_of(settings), tenant, recipe_id, order_id, order_number, integration, by, mode
+            )
         )
     except TriggerRefused as exc:
         typer.echo("error: the trigger is not valid:", err=True)
         for reason in exc.reasons:
             typer.echo(f"  - {reason}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"trigger {trigger_id} published")
+    typer.echo(f"trigger {trigger_id} published ({mode})")
+
+
+def _api(settings: Settings, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """A worker's operator API (OUTBOUND_API_URL, default this host's worker), with the configured token."""
+    import httpx
+
+    base = settings.api_url or f"http://127.0.0.1:{settings.web_port}"
+    token = (settings.api_token.get_secret_value() or settings.api_read_token.get_secret_value()).strip()
+    if not token:
+        raise fail("set OUTBOUND_API_TOKEN or OUTBOUND_API_READ_TOKEN to ask the worker's API")
+    try:
+        response = httpx.request(
+            method, base + path, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+    except httpx.HTTPError as exc:
+        raise fail(f"the worker API at {base} did not answer ({type(exc).__name__}); set OUTBOUND_API_URL", 2) from exc
+    if response.status_code >= 400:
+        try:
+            error = response.json().get("error", response.text)
+        except ValueError:
+            error = response.text
+        raise fail(f"{response.status_code}: {error}")
+    return response.json()
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
+    for row in [header, *rows]:
+        typer.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+@cli.command()
+def status(
+    order_id: Annotated[str | None, typer.Option(help="an order, by its id")] = None,
+    order_number: Annotated[str | None, typer.Option(help="an order, by its number (with --tenant)")] = None,
+    tenant: Annotated[str | None, typer.Option(help="the order number's tenant")] = None,
+    recipe_id: Annotated[str | None, typer.Option(help="a recipe: its raw-feed deliveries and orders")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's answer as it is")] = False,
+) -> None:
+    """An order's (or recipe's) deliveries, as the operator API shows them."""
+    from urllib.parse import quote
+
+    settings = get_settings()
+    if sum(x is not None for x in (order_id, order_number, recipe_id)) != 1:
+        raise fail("name exactly one of --order-id, --order-number (with --tenant) or --recipe-id")
+    if order_number is not None and not tenant:
+        raise fail("--order-number needs --tenant")
+    path = (
+        f"/v1/orders/{quote(order_id, safe='')}"
+        if order_id
+        else f"/v1/tenants/{quote(str(tenant), safe='')}/order-numbers/{quote(order_number, safe='')}"
+        if order_number
+        else f"/v1/recipes/{quote(str(recipe_id), safe='')}"
+    )
+    view = _api(settings, "GET", path)
+    if as_json:
+        typer.echo(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode())
+        return
+    print_view(view)
+
+
+def print_view(view: dict[str, Any]) -> None:
+    if view["kind"] == "order":
+        typer.echo(
+            f"order {view['orderNumber']} (id {view['orderId']}, tenant {view['tenant']}): {view['summary']}"
+            f" — last event {view['lastEventType']}{', cancelled' if view.get('cancelledAt') else ''}"
+        )
+        for line in view["lines"]:
+            waiting = f"  [{line['state']}]" if line.get("state") else ""
+            typer.echo(f"  line {line['itemId']}: recipe {line['recipeId']} x{line['itemQuantity']}{waiting}")
+    else:
+        orders = ", ".join(o["orderNumber"] for o in view.get("orders") or []) or "none"
+        typer.echo(f"recipe {view['recipeId']} (tenant {view['tenant']}): {view['summary']}; in orders: {orders}")
+    rows = []
+    for integration in view["integrations"]:
+        for d in integration["deliveries"]:
+            last = d["attempts"][-1] if d["attempts"] else {}
+            rows.append(
+                [
+                    integration["integrationId"],
+                    d["recipeId"],
+                    d["eventType"] + (" (manual)" if d["manual"] else ""),
+                    d["state"],
+                    str(len(d["attempts"])),
+                    str(last.get("finishedAt") or "")[:19],
+                    str(last.get("error") or ""),
+                ]
+            )
+    _table(["integration", "recipe", "event", "state", "attempts", "last attempt", "last error"], rows)
 
 
 def main() -> None:

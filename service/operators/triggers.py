@@ -1,4 +1,4 @@
-"""Publishing manual triggers (the CLI now; the operator API and page later)."""
+"""Publishing manual triggers from the CLI (the API publishes through the worker's own producer)."""
 
 from __future__ import annotations
 
@@ -52,9 +52,11 @@ async def publish_trigger(
     order_number: str | None,
     integration_id: str | None,
     requested_by: str,
+    mode: str = "all",
 ) -> str:
     """Validate with the same contract the worker applies, then publish; returns the triggerId."""
     doc = trigger_document(tenant, recipe_id, order_id, order_number, integration_id, requested_by, datetime.now(UTC))
+    doc["mode"] = mode
     raw = orjson.dumps(doc)
     key = str(doc.get(TRIGGER.key_field(doc), "")).encode()
     checked = parse_event(TRIGGER, key, raw, schemas_dir=settings.schemas_dir, max_bytes=settings.max_event_bytes)

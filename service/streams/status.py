@@ -16,6 +16,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import faust
 import orjson
 from faust.types import StreamT
 
@@ -52,10 +53,11 @@ view_sources = app.topic(
 )
 
 
+RAW_KEYS: faust.Schema = faust.Schema(key_serializer="raw", value_serializer="json")
+
+
 def raw_keyed_table(name: str) -> Any:
-    return app.Table(
-        name, partitions=catalog[f"table:{name}"].partitions, key_serializer="raw", value_serializer="json"
-    )
+    return app.Table(name, partitions=catalog[f"table:{name}"].partitions, schema=RAW_KEYS)
 
 
 # orderId (or raw-feed recipeId) -> service.planning.order_view document

@@ -18,7 +18,9 @@ async def test_a_recipe_trigger_delivers_the_raw_feed_again(deployment, worker, 
     [first] = await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 1)
     assert first["outcome"] == "delivered"
 
-    deployment.cli("trigger", "--tenant", tenant, "--recipe-id", recipe["recipeId"], "--by", "night shift")
+    deployment.cli(
+        "trigger", "--tenant", tenant, "--recipe-id", recipe["recipeId"], "--by", "night shift", "--mode", "all"
+    )
     results = await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 2)
     assert {r["outcome"] for r in results} == {"delivered"} and len({r["deliveryId"] for r in results}) == 2
     commands = await deployment.wait_json("deliveries", lambda d: d["tenant"] == tenant, 2)
@@ -37,7 +39,17 @@ async def test_an_order_number_trigger_for_one_integration(deployment, worker, d
     await deployment.produce_json("orders", [order], "orderId")
     await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 2)
 
-    deployment.cli("trigger", "--tenant", tenant, "--order-number", order["orderNumber"], "--integration", chosen["id"])
+    deployment.cli(
+        "trigger",
+        "--tenant",
+        tenant,
+        "--order-number",
+        order["orderNumber"],
+        "--integration",
+        chosen["id"],
+        "--mode",
+        "all",
+    )
     manual = await deployment.wait_json("deliveries", lambda d: d["tenant"] == tenant and d["manual"], 1)
     assert manual[0]["integrationId"] == chosen["id"] and manual[0]["orderId"] == order["orderId"]
     assert f"{order['orderNumber']}_ID_{order['orderId']}_R_" in manual[0]["files"][0]["name"]

@@ -1,0 +1,401 @@
+// Review Recent Orders: a thin client of the operator API (same origin, bearer token kept in this tab).
+"use strict";
+
+const state = { token: sessionStorage.getItem("outbound-token") || "", page: 1, current: null, polling: null };
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined) node.setAttribute(k, v);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function badge(word) {
+  const w = word || "none";
+  return el("span", { class: "badge s-" + w.replace(/ /g, "-") }, w);
+}
+
+function when(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return isNaN(d) ? iso : d.toLocaleString();
+}
+
+function size(bytes) {
+  if (bytes === null || bytes === undefined) return "size not reported";
+  if (bytes < 1024) return bytes + " B";
+  if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(1) + " KiB";
+  return (bytes / 1024 / 1024).toFixed(1) + " MiB";
+}
+
+function say(text, kind) {
+  const box = $("message");
+  box.textContent = text;
+  box.className = "message" + (kind === "info" ? " info" : "");
+  box.hidden = !text;
+}
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(path, options) {
+  const opts = options || {};
+  const headers = { Authorization: "Bearer " + state.token };
+  if (opts.body) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method: opts.method || "GET", headers, body: opts.body ? JSON.stringify(opts.body) : undefined });
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (e) {
+    body = { error: "the service answered " + response.status + " without JSON" };
+  }
+  if (!response.ok) {
+    if (response.status === 401 && !opts.signingIn) signOut("Your token is no longer accepted: sign in again.");
+    throw new ApiError(response.status, (body && body.error) || "HTTP " + response.status);
+  }
+  return { status: response.status, body };
+}
+
+// ------------------------------------------------------------------ sign in
+
+async function signIn(token) {
+  state.token = token.trim();
+  try {
+    const { body } = await api("/v1/whoami", { signingIn: true });
+    sessionStorage.setItem("outbound-token", state.token);
+    $("who").textContent = "Signed in: " + body.scope + " token" + (body.scope === "read" ? " (look-ups only)" : "");
+    $("who").hidden = false;
+    $("sign-out").hidden = false;
+    $("sign-in").hidden = true;
+    $("main").hidden = false;
+    $("trigger").hidden = body.scope !== "operate";
+    say("");
+    $("tenant").focus();
+  } catch (e) {
+    state.token = "";
+    sessionStorage.removeItem("outbound-token");
+    say(e.status === 401 ? "Sign-in failed: the token was not accepted (" + e.message + ")." : "Sign-in failed: " + e.message);
+    $("token").focus();
+  }
+}
+
+function signOut(text) {
+  state.token = "";
+  sessionStorage.removeItem("outbound-token");
+  $("main").hidden = true;
+  $("sign-in").hidden = false;
+  $("who").hidden = true;
+  $("sign-out").hidden = true;
+  say(text || "");
+}
+
+// ------------------------------------------------------------------ lists
+
+function tenant() {
+  const t = $("tenant").value.trim();
+  if (!t) {
+    say("Enter a tenant first.");
+    $("tenant").focus();
+  }
+  return t;
+}
+
+function integrationBadges(items) {
+  return el("span", { class: "row" }, items.map((i) => el("span", {}, i.integrationId + " ", badge(i.state))));
+}
+
+function listTable(items) {
+  if (!items.length) return el("p", {}, "Nothing to show.");
+  return el(
+    "table",
+    {},
+    el("thead", {}, el("tr", {}, ["Order number", "Order / recipe ID", "Placed", "Status", "Integrations"].map((h) => el("th", { scope: "col" }, h)))),
+    el(
+      "tbody",
+      {},
+      items.map((item) => {
+        const id = item.orderId || item.recipeId;
+        const open = el(
+          "button",
+          { type: "button", class: "link", onclick: () => (item.orderId ? openOrder(item.orderId) : openRecipe(item.recipeId)) },
+          item.orderNumber || id,
+        );
+        return el("tr", {}, el("td", {}, open), el("td", {}, el("code", {}, id)), el("td", {}, when(item.placedAt)), el("td", {}, badge(item.summary)), el("td", {}, integrationBadges(item.integrations)));
+      }),
+    ),
+  );
+}
+
+async function showRecent() {
+  const t = tenant();
+  if (!t) return;
+  try {
+    const q = new URLSearchParams({ page: state.page, pageSize: 25, failed: $("failed-only").checked });
+    const { body } = await api("/v1/tenants/" + encodeURIComponent(t) + "/orders?" + q);
+    $("recent").replaceChildren(el("p", {}, body.total + " recent order(s) for " + t), listTable(body.items));
+    const pages = Math.max(1, Math.ceil(body.total / body.pageSize));
+    $("pager").hidden = pages < 2;
+    $("page-label").textContent = "Page " + body.page + " of " + pages;
+    $("prev").disabled = body.page <= 1;
+    $("next").disabled = body.page >= pages;
+  } catch (e) {
+    say("Could not list recent orders: " + e.message);
+  }
+}
+
+async function showFailures() {
+  const t = tenant();
+  if (!t) return;
+  try {
+    const { body } = await api("/v1/tenants/" + encodeURIComponent(t) + "/failures?days=" + $("days").value);
+    $("failures").replaceChildren(listTable(body.items));
+  } catch (e) {
+    say("Could not list failures: " + e.message);
+  }
+}
+
+// ------------------------------------------------------------------ one order
+
+async function openOrder(orderId) {
+  return openPath("/v1/orders/" + encodeURIComponent(orderId));
+}
+
+async function openRecipe(recipeId) {
+  return openPath("/v1/recipes/" + encodeURIComponent(recipeId));
+}
+
+async function openPath(path) {
+  try {
+    const { body } = await api(path);
+    say("");
+    state.current = body;
+    state.currentPath = path;
+    renderDetail(body);
+    await fillIntegrations(body);
+    $("detail").hidden = false;
+    $("detail").focus();
+  } catch (e) {
+    say(e.status === 404 ? "Not found: " + e.message : "Could not open it: " + e.message);
+  }
+}
+
+async function refreshDetail() {
+  if (!state.currentPath) return;
+  const { body } = await api(state.currentPath);
+  state.current = body;
+  renderDetail(body);
+}
+
+function renderDetail(view) {
+  if (view.kind === "order") {
+    $("detail-title").textContent = "Order " + view.orderNumber;
+    $("detail-summary").replaceChildren(
+      "Order ID ", el("code", {}, view.orderId), " · tenant ", view.tenant, " · last event ", view.lastEventType,
+      view.cancelledAt ? " · cancelled " + when(view.cancelledAt) : "", " · ", badge(view.summary),
+    );
+    $("detail-lines").replaceChildren(
+      el("h3", {}, "Lines"),
+      el(
+        "table",
+        {},
+        el("thead", {}, el("tr", {}, ["Item", "Recipe", "Quantity", "SKU", ""].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, view.lines.map((l) => el("tr", {}, el("td", {}, l.itemId), el("td", {}, el("code", {}, l.recipeId)), el("td", { class: "num" }, l.itemQuantity), el("td", {}, l.sku || ""), el("td", {}, l.state ? badge(l.state) : "")))),
+      ),
+    );
+  } else {
+    $("detail-title").textContent = "Recipe " + view.recipeId;
+    $("detail-summary").replaceChildren("Tenant ", view.tenant || "?", " · raw feed ", badge(view.summary));
+    const orders = view.orders || [];
+    $("detail-lines").replaceChildren(
+      el("h3", {}, "Orders with this recipe"),
+      orders.length
+        ? el("ul", {}, orders.map((o) => el("li", {}, el("button", { type: "button", class: "link", onclick: () => openOrder(o.orderId) }, "Order " + o.orderNumber))))
+        : el("p", {}, "No order has it yet."),
+    );
+  }
+  const blocks = view.integrations.map((integration) =>
+    el(
+      "div",
+      { class: "integration" },
+      el("h4", {}, integration.integrationId + " (" + integration.integrationType + ") ", badge(integration.state)),
+      el(
+        "table",
+        {},
+        el("thead", {}, el("tr", {}, ["Recipe", "Event", "State", "Attempts", "Files"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, integration.deliveries.map(deliveryRow)),
+      ),
+    ),
+  );
+  $("detail-integrations").replaceChildren(el("h3", {}, "Deliveries"), ...(blocks.length ? blocks : [el("p", {}, "No delivery yet.")]));
+}
+
+function deliveryRow(d) {
+  const attempts = el(
+    "ol",
+    { class: "attempts" },
+    d.attempts.map((a) =>
+      el("li", {}, a.outcome + " at " + when(a.finishedAt) + (a.bytes ? " — " + size(a.bytes) : ""), a.error ? el("div", { class: "error-text" }, a.error) : null),
+    ),
+  );
+  const files = d.files.length
+    ? el(
+        "details",
+        {},
+        el("summary", {}, d.files.length + " file(s)"),
+        el("ul", { class: "files" }, d.files.map((f) => el("li", {}, f.name, f.bytes !== null && f.bytes !== undefined ? " — " + size(f.bytes) : ""))),
+      )
+    : "";
+  return el(
+    "tr",
+    {},
+    el("td", {}, el("code", {}, d.recipeId)),
+    el("td", {}, d.eventType + (d.manual ? " (manual)" : "")),
+    el("td", {}, badge(d.state)),
+    el("td", {}, d.attempts.length ? attempts : "none yet"),
+    el("td", {}, files),
+  );
+}
+
+async function fillIntegrations(view) {
+  const select = $("trigger-integration");
+  const ids = new Set(view.integrations.map((i) => i.integrationId));
+  try {
+    const { body } = await api("/v1/integrations?tenant=" + encodeURIComponent(view.tenant || ""));
+    body.integrations.forEach((i) => ids.add(i.id));
+  } catch (e) {
+    // The deliveries' integrations are enough to choose from.
+  }
+  select.replaceChildren(el("option", { value: "" }, "All matching integrations"), ...[...ids].sort().map((id) => el("option", { value: id }, id)));
+  $("trigger-result").replaceChildren();
+}
+
+// ------------------------------------------------------------------ triggers
+
+function triggerBody(dryRun) {
+  const view = state.current;
+  const body = { tenant: view.tenant, mode: $("trigger-mode").value, dryRun, requestedBy: "review page" };
+  if (view.kind === "order") body.orderId = view.orderId;
+  else body.recipeId = view.recipeId;
+  if ($("trigger-integration").value) body.integrationId = $("trigger-integration").value;
+  return body;
+}
+
+function planTable(deliveries, withState) {
+  if (!deliveries.length) return el("p", {}, "Nothing would be sent.");
+  const head = ["Recipe", "Integration", "Type"].concat(withState ? ["State"] : ["Files"]);
+  return el(
+    "table",
+    {},
+    el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
+    el(
+      "tbody",
+      {},
+      deliveries.map((d) =>
+        el("tr", {}, el("td", {}, el("code", {}, d.recipeId)), el("td", {}, d.integrationId), el("td", {}, d.integrationType), withState ? el("td", {}, badge(d.state)) : el("td", {}, d.files.length + " file(s)")),
+      ),
+    ),
+  );
+}
+
+async function preview() {
+  try {
+    const { body } = await api("/v1/triggers", { method: "POST", body: triggerBody(true) });
+    $("trigger-result").replaceChildren(el("p", {}, "Preview (" + body.mode + "): " + body.deliveries.length + " delivery(ies) would be sent. Nothing has been sent."), planTable(body.deliveries, false));
+  } catch (e) {
+    say("Preview failed: " + e.message);
+  }
+}
+
+const FINAL = new Set(["delivered", "failed", "superseded", "skipped"]);
+
+async function runTrigger() {
+  $("run-trigger").disabled = true;
+  try {
+    const { status, body } = await api("/v1/triggers", { method: "POST", body: triggerBody(false) });
+    if (status !== 202) {
+      $("trigger-result").replaceChildren(el("p", {}, "Not triggered: " + (body.reason || "nothing to send")));
+      return;
+    }
+    $("trigger-result").replaceChildren(el("p", {}, "Trigger " + body.triggerId + " accepted; waiting for its deliveries…"));
+    await poll(body.poll, body.triggerId);
+  } catch (e) {
+    say("Trigger failed: " + e.message);
+  } finally {
+    $("run-trigger").disabled = false;
+  }
+}
+
+async function poll(path, triggerId) {
+  const deadline = Date.now() + 10 * 60 * 1000;
+  while (Date.now() < deadline) {
+    const { body } = await api(path);
+    if (body.planned) {
+      const done = body.deliveries.every((d) => FINAL.has(d.state));
+      $("trigger-result").replaceChildren(
+        el("p", {}, "Trigger " + triggerId + ": " + (done ? "finished" : "delivering…")),
+        planTable(body.deliveries, true),
+      );
+      if (done) {
+        await refreshDetail();
+        return;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+// ------------------------------------------------------------------ wiring
+
+function search(event) {
+  event.preventDefault();
+  const kind = $("search-kind").value;
+  const value = $("search-value").value.trim();
+  if (kind === "number") {
+    const t = tenant();
+    if (t) openPath("/v1/tenants/" + encodeURIComponent(t) + "/order-numbers/" + encodeURIComponent(value));
+  } else if (kind === "order") openOrder(value);
+  else openRecipe(value);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("sign-in-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    signIn($("token").value);
+  });
+  $("sign-out").addEventListener("click", () => signOut("Signed out."));
+  $("search-form").addEventListener("submit", search);
+  $("recent-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    state.page = 1;
+    showRecent();
+  });
+  $("prev").addEventListener("click", () => {
+    state.page -= 1;
+    showRecent();
+  });
+  $("next").addEventListener("click", () => {
+    state.page += 1;
+    showRecent();
+  });
+  $("failures-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    showFailures();
+  });
+  $("preview").addEventListener("click", preview);
+  $("trigger-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    runTrigger();
+  });
+  if (state.token) signIn(state.token);
+});

@@ -1,0 +1,120 @@
+"""The Review Recent Orders page end to end, in headless Chromium (the system's, driven by Playwright)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.support import configure, local_integration, order_event, recipe_with_assets, unique, wait_for
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        # The system browser (scripts/bootstrap installs it): Playwright never downloads one here.
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield launched
+        await launched.close()
+
+
+async def shot(page: Page, folder, name: str) -> None:
+    await page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+async def test_sign_in_find_an_order_and_trigger_its_failed_integration(
+    deployment, worker, destinations, browser, tmp_path
+):
+    tenant = unique("page")
+    hook: dict[str, Any] = {
+        "id": unique(f"{tenant}-hook-"),
+        "tenant": tenant,
+        "type": "zapier",
+        "enabled": True,
+        "events": ["order.created"],
+        "settings": {"hook-url": f"{destinations.http.base}/hook/{tenant}"},
+    }
+    folder = local_integration(tenant, ["order.created"])
+    await configure(deployment, [worker], hook)
+    await configure(deployment, [worker], folder)
+    destinations.http.hook_statuses[tenant] = [410]  # fails for good at once; the next call succeeds
+    recipe, _ = recipe_with_assets(destinations, tenant)
+    order = order_event(tenant, [recipe["recipeId"]])
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    await deployment.produce_json("orders", [order], "orderId")
+    await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 2, 90)
+
+    async def both_shown() -> bool:
+        async with worker.api() as api:
+            r = await api.get(f"/v1/orders/{order['orderId']}")
+        return r.status_code == 200 and len(r.json()["integrations"]) == 2
+
+    await wait_for(both_shown, 60, "the order's two deliveries in its view")
+
+    base = f"http://127.0.0.1:{worker.port}"
+    context = await browser.new_context(viewport={"width": 1366, "height": 900})
+    page = await context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    try:
+        await page.goto(f"{base}/ops/")
+
+        await page.get_by_label("API token").fill("not-the-token")
+        await page.get_by_label("API token").press("Enter")
+        await expect(page.get_by_role("alert")).to_contain_text("the token was not accepted")
+        await shot(page, tmp_path, "1-wrong-token")
+
+        await page.get_by_label("API token").fill(deployment.api_token)
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.get_by_text("Signed in: operate token")).to_be_visible()
+        await page.get_by_label("Tenant").fill(tenant)
+        await page.get_by_label("Look up by").select_option("number")
+        await page.get_by_label("Value").fill(order["orderNumber"])
+        await page.get_by_label("Value").press("Enter")
+        detail = page.locator("#detail")
+        await expect(detail.get_by_role("heading", name=f"Order {order['orderNumber']}")).to_be_visible()
+        hook_block = detail.locator(".integration", has_text=hook["id"])
+        await expect(hook_block.locator("h4 .badge")).to_have_text("failed")
+        await expect(hook_block).to_contain_text("410")
+        await expect(detail.locator(".integration", has_text=folder["id"]).locator("h4 .badge")).to_have_text(
+            "delivered"
+        )
+        await shot(page, tmp_path, "2-order")
+
+        await page.get_by_role("button", name="Preview").click()
+        result = page.locator("#trigger-result")
+        await expect(result).to_contain_text("1 delivery(ies) would be sent")
+        await expect(result).to_contain_text(hook["id"])
+        await shot(page, tmp_path, "3-preview")
+        assert len(await deployment.read_json("deliveries", lambda d: d["tenant"] == tenant)) == 2
+
+        await page.get_by_role("button", name="Trigger Integrations").click()
+        await expect(result).to_contain_text("finished", timeout=90_000)
+        await expect(result.locator(".badge")).to_have_text(["delivered"])
+        await expect(hook_block.locator("h4 .badge")).to_have_text("delivered")
+        await shot(page, tmp_path, "4-triggered")
+
+        await page.get_by_role("button", name="Show recent orders").click()
+        await expect(page.locator("#recent")).to_contain_text(order["orderNumber"])
+        await expect(page.locator("#recent .badge").first).to_have_text("delivered")
+        await shot(page, tmp_path, "5-recent")
+    finally:
+        await context.close()
+    manual = await deployment.read_json("deliveries", lambda d: d["tenant"] == tenant and d["manual"])
+    assert [d["integrationId"] for d in manual] == [hook["id"]]
+    # Everything the page loaded came from the worker itself.
+    assert requested and all(url.startswith(base) for url in requested), requested
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "1-wrong-token.png",
+        "2-order.png",
+        "3-preview.png",
+        "4-triggered.png",
+        "5-recent.png",
+    ]

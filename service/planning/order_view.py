@@ -26,6 +26,8 @@ MAX_DELIVERIES = 300
 MAX_TRIGGERS = 50
 MAX_RECIPE_ORDERS = 100
 RECENT_LIMIT = 1000
+# Raw-feed recipes share the tenant's row, which must stay well under Kafka's 1 MB message limit.
+RECENT_RECIPES_LIMIT = 250
 
 Summary = Literal["delivered", "retrying", "failed", "waiting", "none"]
 Mode = Literal["failed-only", "all"]
@@ -231,13 +233,13 @@ def tenant_entry(
 
 
 def remember(recent: dict[str, Any] | None, entry: dict[str, Any], limit: int = RECENT_LIMIT) -> dict[str, Any]:
-    """A tenant's recent orders and raw-feed recipes, newest first, at most `limit` of each."""
+    """A tenant's recent orders (at most `limit`) and raw-feed recipes, newest first."""
     recent = dict(recent or {})
     bucket = "orders" if entry["kind"] == "order" else "recipes"
     kept = [e for e in recent.get(bucket) or [] if e["id"] != entry["id"]]
     kept.append(entry)
     kept.sort(key=lambda e: (str(e.get("occurredAt") or ""), e["id"]), reverse=True)
-    recent[bucket] = kept[:limit]
+    recent[bucket] = kept[: limit if bucket == "orders" else min(limit, RECENT_RECIPES_LIMIT)]
     return recent
 
 

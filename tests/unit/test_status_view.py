@@ -294,3 +294,13 @@ def test_a_recipe_lists_its_orders_once_each():
     body = answer(doc, "recipe", "r1", set())
     assert body is not None and body["orders"] == [{"orderId": "o1", "orderNumber": "1022"}]
     assert body["tenant"] == "acme" and body["summary"] == "none"
+
+
+def test_a_tenant_row_keeps_1000_orders_but_fewer_raw_feed_recipes():
+    recent = None
+    for i in range(1100):
+        recent = remember(recent, entry(i))
+    for i in range(300):
+        recent = remember(recent, entry(i, kind="recipe"))
+    assert len(recent["orders"]) == 1000 and recent["orders"][0]["id"] == "x1099"
+    assert len(recent["recipes"]) == 250

@@ -9,7 +9,8 @@ import httpx
 import orjson
 
 from service.contracts import DeliveryCommand, DeliveryFile
-from service.destinations.base import DeliveryError, LocalFile
+from service.delivery_errors import PermanentDeliveryError, TransientDeliveryError
+from service.destinations.base import LocalFile
 from service.netpolicy import RefusedDestination, check_url
 from service.planning.naming import file_prefix, manifest_name
 from service.planning.payloads import manifest
@@ -50,29 +51,28 @@ class AssetFetcher:
         try:
             await check_url(file.url, allow_private=self.allow_private, allowed_hosts=self.allowed_hosts)
         except RefusedDestination as exc:
-            raise DeliveryError(f"file {file.name}: {exc}", permanent=True) from exc
+            raise RefusedDestination(f"file {file.name}: {exc}") from exc
         path = folder / file.name
         digest = hashlib.sha256()
         size = 0
         try:
             async with self.client.stream("GET", file.url) as response:
                 if response.status_code != 200:
-                    raise DeliveryError(
-                        f"file {file.name}: asset host answered HTTP {response.status_code}",
-                        permanent=response.status_code in (401, 403, 410) or 300 <= response.status_code < 400,
-                    )
+                    permanent = response.status_code in (401, 403, 410) or 300 <= response.status_code < 400
+                    error = PermanentDeliveryError if permanent else TransientDeliveryError
+                    raise error(f"file {file.name}: asset host answered HTTP {response.status_code}")
                 declared = int(response.headers.get("content-length") or 0)
                 if declared > self.max_bytes:
-                    raise DeliveryError(f"file {file.name}: {declared} bytes, over the limit", permanent=True)
+                    raise PermanentDeliveryError(f"file {file.name}: {declared} bytes, over the limit")
                 with path.open("wb") as out:
                     async for chunk in response.aiter_bytes(CHUNK):
                         size += len(chunk)
                         if size > self.max_bytes:
-                            raise DeliveryError(
-                                f"file {file.name}: more than the limit of {self.max_bytes} bytes", permanent=True
+                            raise PermanentDeliveryError(
+                                f"file {file.name}: more than the limit of {self.max_bytes} bytes"
                             )
                         digest.update(chunk)
                         out.write(chunk)
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"file {file.name}: download failed: {type(exc).__name__}") from exc
+            raise TransientDeliveryError(f"file {file.name}: download failed: {type(exc).__name__}") from exc
         return LocalFile(file.name, file.mimeType, file.url, path, size, digest.hexdigest())

@@ -11,9 +11,15 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from service.delivery_errors import PermanentDeliveryError, TransientDeliveryError
 
-class RefusedDestination(Exception):
+
+class RefusedDestination(PermanentDeliveryError):
     """A destination the policy forbids; retrying cannot help."""
+
+
+class UnresolvedHost(TransientDeliveryError):
+    """A name that does not resolve now: DNS trouble passes, so it is worth another attempt."""
 
 
 def is_public(address: str) -> bool:
@@ -28,7 +34,7 @@ async def check_host(host: str, port: int, *, allow_private: bool) -> None:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise RefusedDestination(f"host {host!r} does not resolve: {exc.strerror}") from exc
+        raise UnresolvedHost(f"host {host!r} does not resolve: {exc.strerror}") from exc
     for info in infos:
         address = str(info[4][0])
         if not is_public(address):
@@ -36,10 +42,17 @@ async def check_host(host: str, port: int, *, allow_private: bool) -> None:
 
 
 def url_host_port(url: str) -> tuple[str, int]:
+    """The URL's host and port, or a permanent refusal when they cannot be valid (no attempt can fix
+    `https://cdn:99999/` or `https://a..b/`)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RefusedDestination(f"not an http(s) URL: {url[:200]!r}")
-    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port
+        parts.hostname.encode("idna")
+    except ValueError as exc:  # UnicodeError included: IDNA refuses empty or overlong labels
+        raise RefusedDestination(f"not a valid URL: {url[:200]!r} ({exc})") from exc
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
 def host_key(url: str) -> str:

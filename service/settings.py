@@ -62,12 +62,18 @@ class Settings(BaseSettings):
     spool_dir: Path = ROOT / ".local" / "spool"
 
     # Delivering
-    delivery_concurrency: int = Field(8, ge=1, le=256)
+    delivery_concurrency: int = Field(8, ge=1, le=256, description="attempts running at once per worker")
+    integration_concurrency: int = Field(2, ge=1, le=256, description="attempts at once per integration")
     destination_timeout_seconds: float = 120.0
+    # Messages an agent holds at once (working, waiting for a slot or for a retry's due time).
+    max_messages_in_flight: int = Field(2000, ge=1)
+    # At stop, running deliveries get this long to finish; the rest are done again after restart.
+    shutdown_grace_seconds: float = Field(20.0, ge=0)
 
     # Retries (seed: two retries after the first attempt)
     max_attempts: int = Field(3, ge=1, le=10)
     retry_delays_seconds: str = "30,120"
+    retry_after_cap_seconds: float = Field(3600.0, ge=0, description="a destination's Retry-After is capped here")
 
     # SMTP for e-mail integrations and notifications
     smtp_host: str = "127.0.0.1"

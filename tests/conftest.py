@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -14,13 +15,19 @@ from tests.support import Deployment, Worker, load_local_kafka, unique
 
 
 @pytest.fixture(scope="session")
-def kafka() -> Iterator[str]:
+def kafka_broker() -> Iterator[Any]:
+    """The session's broker process (tests that pause it need its pid)."""
     local_kafka = load_local_kafka()
     home = Path(tempfile.mkdtemp(prefix="outbound-kafka-"))
     broker = local_kafka.Broker(home, local_kafka.free_port(), local_kafka.free_port())
     local_kafka.start(broker)
-    yield broker.bootstrap
+    yield broker
     local_kafka.stop(broker)
+
+
+@pytest.fixture(scope="session")
+def kafka(kafka_broker: Any) -> str:
+    return str(kafka_broker.bootstrap)
 
 
 def new_deployment(bootstrap: str, **extra_env: str) -> Deployment:

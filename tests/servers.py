@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -50,6 +51,12 @@ class HttpServers:
     hook_statuses: dict[str, list[int | tuple[int, dict[str, str], float]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    # name -> fn(headers, times this webhook-id was seen before) -> answer, when a queue is not enough.
+    hook_responders: dict[str, Callable[[dict[str, str], int], int | tuple[int, dict[str, str], float]]] = field(
+        default_factory=dict
+    )
+    hook_in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    hook_most_in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     runner: web.AppRunner | None = None
 
     @property
@@ -93,15 +100,27 @@ class HttpServers:
         await response.write_eof()
         return response
 
+    def hook_ids(self, name: str) -> list[str]:
+        """The webhook-id of every request the hook received, in order."""
+        return [headers.get("webhook-id", "") for headers, _ in self.hook_requests[name]]
+
     async def _hook(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        self.hook_requests[name].append((dict(request.headers), await request.read()))
+        headers = dict(request.headers)
+        seen = self.hook_ids(name).count(headers.get("webhook-id", ""))
+        self.hook_requests[name].append((headers, await request.read()))
         queued = self.hook_statuses[name]
-        answer = queued.pop(0) if queued else 200
-        status, headers, delay = answer if isinstance(answer, tuple) else (answer, {}, 0.0)
-        if delay:
-            await asyncio.sleep(delay)  # a slow destination, as the test asked for
-        return web.Response(status=status, text="{}", content_type="application/json", headers=headers)
+        responder = self.hook_responders.get(name)
+        answer = responder(headers, seen) if responder else queued.pop(0) if queued else 200
+        status, reply_headers, delay = answer if isinstance(answer, tuple) else (answer, {}, 0.0)
+        self.hook_in_flight[name] += 1
+        self.hook_most_in_flight[name] = max(self.hook_most_in_flight[name], self.hook_in_flight[name])
+        try:
+            if delay:
+                await asyncio.sleep(delay)  # a slow destination, as the test asked for
+        finally:
+            self.hook_in_flight[name] -= 1
+        return web.Response(status=status, text="{}", content_type="application/json", headers=reply_headers)
 
 
 # ---------------------------------------------------------------- SMTP (aiosmtpd)

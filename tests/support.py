@@ -19,6 +19,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import murmur2
 from aiokafka.structs import ConsumerRecord
 
 from service.kafka_admin import end_offsets, read_topic
@@ -260,3 +261,32 @@ def recipe_with_assets(destinations, tenant, **fields):
         file["url"] = destinations.http.add_asset(asset, data)
         contents[(file["name"], file["type"])] = data
     return recipe, contents
+
+
+def hook_integration(destinations, tenant, events=("order.created",), **fields):
+    """A catch-hook integration posting to the test hook named after the tenant."""
+    return {
+        "id": unique(f"{tenant}-hook-"),
+        "tenant": tenant,
+        "type": "zapier",
+        "description": "Production hook",
+        "enabled": True,
+        "events": list(events),
+        "successNotificationList": f"ok-{tenant}@ops.example",
+        "failureNotificationList": f"alerts-{tenant}@ops.example",
+        "settings": {"hook-url": f"{destinations.http.base}/hook/{tenant}"},
+        **fields,
+    }
+
+
+def keys_in_one_partition(count: int, partitions: int = 6, prefix: str = "o") -> list[str]:
+    """Keys that the service's producer (murmur2, as every Kafka Java client) puts in one partition."""
+    target = None
+    keys: list[str] = []
+    while len(keys) < count:
+        key = unique(prefix)
+        partition = (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+        target = partition if target is None else target
+        if partition == target:
+            keys.append(key)
+    return keys

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient
 
-from service.destinations.base import DeliveryError, Destination, Job, target_path
-from service.netpolicy import RefusedDestination, check_url
+from service.delivery_errors import PermanentDeliveryError
+from service.destinations.base import Destination, Job, target_path
+from service.netpolicy import check_url
 
 
 class AzureBlobDestination(Destination):
@@ -22,38 +22,28 @@ class AzureBlobDestination(Destination):
             try:
                 service = BlobServiceClient.from_connection_string(str(self.settings["connection-string-secure"]))
             except ValueError as exc:
-                raise DeliveryError(
-                    "settings.connection-string-secure is not a connection string", permanent=True
-                ) from exc
+                raise PermanentDeliveryError("settings.connection-string-secure is not a connection string") from exc
             try:
                 await check_url(service.url, allow_private=self.allow_private)
-            except RefusedDestination as exc:
+            except BaseException:
                 await service.close()
-                raise DeliveryError(f"blob endpoint: {exc}", permanent=True) from exc
+                raise
             self._service = service
         return self._service.get_container_client(str(self.settings["container"]))
 
     async def deliver(self, job: Job) -> int:
         container = await self._container()
         prefix = str(self.settings.get("prefix", ""))
-        try:
-            for file in job.files:
-                with file.path.open("rb") as data:
-                    await container.upload_blob(
-                        target_path(prefix, file.name),
-                        data,
-                        length=file.size,
-                        overwrite=True,
-                        content_settings=ContentSettings(content_type=file.mime_type),
-                        max_concurrency=2,
-                    )
-        except (ClientAuthenticationError, ResourceNotFoundError) as exc:
-            raise DeliveryError(f"Azure: {type(exc).__name__}: {exc.message}", permanent=True) from exc
-        except HttpResponseError as exc:
-            permanent = exc.status_code in (400, 401, 403, 404)
-            raise DeliveryError(f"Azure: HTTP {exc.status_code}: {exc.message}", permanent=permanent) from exc
-        except (AzureError, OSError) as exc:
-            raise DeliveryError(f"Azure: {type(exc).__name__}: {exc}") from exc
+        for file in job.files:
+            with file.path.open("rb") as data:
+                await container.upload_blob(
+                    target_path(prefix, file.name),
+                    data,
+                    length=file.size,
+                    overwrite=True,
+                    content_settings=ContentSettings(content_type=file.mime_type),
+                    max_concurrency=2,
+                )
         return job.total_bytes
 
     async def close(self) -> None:

@@ -14,15 +14,6 @@ from typing import Any
 from service.contracts import DeliveryCommand, Integration
 
 
-class DeliveryError(Exception):
-    """A failed delivery. `permanent` failures skip the remaining retries."""
-
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-        self.retry_after = retry_after
-
-
 @dataclass(frozen=True)
 class LocalFile:
     """A recipe file fetched to the worker's disk, with what the manifest says of it."""
@@ -59,7 +50,9 @@ class Destination(ABC):
 
     @abstractmethod
     async def deliver(self, job: Job) -> int:
-        """Deliver every file of the job; return the bytes sent. Raise DeliveryError on failure."""
+        """Deliver every file of the job; return the bytes sent.
+
+        Raise a DeliveryError, or let a library error escape: `classify_failure` says what it means."""
 
     async def close(self) -> None:  # noqa: B027  (most destinations hold nothing to close)
         """Release connections."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiosmtplib
 
-from service.destinations.base import DeliveryError, Destination, Job
+from service.destinations.base import Destination, Job
 from service.planning.payloads import email_subject
 from service.settings import Settings
 from service.validation import split_addresses
@@ -80,10 +80,5 @@ class EmailDestination(Destination):
             maintype, _, subtype = file.mime_type.partition("/")
             data = await asyncio.to_thread(file.path.read_bytes)
             message.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=file.name)
-        try:
-            await self.relay.send(message)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise DeliveryError(f"SMTP server refused every recipient: {exc}", permanent=True) from exc
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(f"SMTP: {type(exc).__name__}: {exc}") from exc
+        await self.relay.send(message)
         return job.total_bytes

@@ -9,7 +9,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from service.destinations.base import DeliveryError, Destination, Job
+from service.delivery_errors import PermanentDeliveryError
+from service.destinations.base import Destination, Job
 
 
 class LocalDestination(Destination):
@@ -20,7 +21,7 @@ class LocalDestination(Destination):
     def folder(self) -> Path:
         folder = (self.root / str(self.settings["directory"])).resolve()
         if not folder.is_relative_to(self.root):
-            raise DeliveryError("settings.directory points outside the local-delivery root", permanent=True)
+            raise PermanentDeliveryError("settings.directory points outside the local-delivery root")
         return folder
 
     async def deliver(self, job: Job) -> int:

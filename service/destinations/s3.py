@@ -10,13 +10,12 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from service.destinations.base import DeliveryError, Destination, Job, LocalFile, target_path
-from service.netpolicy import RefusedDestination, check_url
+from service.destinations.base import Destination, Job, LocalFile, target_path
+from service.netpolicy import check_url
 
 # Parts are read from disk one at a time and sent before the next is read: memory stays near one
 # part whatever the file size (the library's upload_file buffered most of a 200 MB file).
 PART_BYTES = 8 * 1024**2
-PERMANENT_CODES = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
 
 
 class S3Destination(Destination):
@@ -31,10 +30,7 @@ class S3Destination(Destination):
         if self._client is None:
             endpoint = self.settings.get("endpoint-url")
             if endpoint:
-                try:
-                    await check_url(str(endpoint), allow_private=self.allow_private)
-                except RefusedDestination as exc:
-                    raise DeliveryError(f"settings.endpoint-url: {exc}", permanent=True) from exc
+                await check_url(str(endpoint), allow_private=self.allow_private)
             session = aioboto3.Session(
                 aws_access_key_id=str(self.settings["access-key-secret"]),
                 aws_secret_access_key=str(self.settings["secret-key-secret"]),
@@ -50,14 +46,8 @@ class S3Destination(Destination):
         async with self._lock:
             client = await self._s3()
         prefix = str(self.settings.get("prefix", ""))
-        try:
-            for file in job.files:
-                await upload(client, str(self.settings["bucket"]), target_path(prefix, file.name), file)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            raise DeliveryError(f"S3: {code or 'error'}: {exc}", permanent=code in PERMANENT_CODES) from exc
-        except (BotoCoreError, OSError) as exc:
-            raise DeliveryError(f"S3: {type(exc).__name__}: {exc}") from exc
+        for file in job.files:
+            await upload(client, str(self.settings["bucket"]), target_path(prefix, file.name), file)
         return job.total_bytes
 
     async def close(self) -> None:

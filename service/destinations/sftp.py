@@ -10,8 +10,9 @@ from typing import Any
 
 import asyncssh
 
-from service.destinations.base import DeliveryError, Destination, Job, target_path
-from service.netpolicy import RefusedDestination, check_host
+from service.delivery_errors import TransientDeliveryError
+from service.destinations.base import Destination, Job, target_path
+from service.netpolicy import check_host
 
 SFTP_BLOCK = 64 * 1024
 SFTP_REQUESTS = 16
@@ -30,13 +31,8 @@ class SftpDestination(Destination):
             return self._sftp
         s = self.settings
         host, port = str(s["host"]), int(s.get("port", 22))
-        try:
-            await check_host(host, port, allow_private=self.allow_private)
-            host_key = asyncssh.import_public_key(str(s["host-key"]))
-        except RefusedDestination as exc:
-            raise DeliveryError(str(exc), permanent=True) from exc
-        except (asyncssh.KeyImportError, ValueError) as exc:
-            raise DeliveryError("settings.host-key is not an OpenSSH public key", permanent=True) from exc
+        await check_host(host, port, allow_private=self.allow_private)
+        host_key = asyncssh.import_public_key(str(s["host-key"]))
         options: dict[str, Any] = {"username": str(s["username"]), "known_hosts": ([host_key], [], [])}
         if "private-key-secure" in s:
             options["client_keys"] = [asyncssh.import_private_key(str(s["private-key-secure"]))]
@@ -67,18 +63,13 @@ class SftpDestination(Destination):
                     await sftp.rename(temporary, final)
                     remote = (await sftp.stat(final)).size
                     if remote != file.size:
-                        raise DeliveryError(f"SFTP: {file.name} is {remote} bytes on the server, {file.size} sent")
-            except asyncssh.HostKeyNotVerifiable as exc:
+                        raise TransientDeliveryError(
+                            f"SFTP: {file.name} is {remote} bytes on the server, {file.size} sent"
+                        )
+            except BaseException:
+                # A connection in an unknown state is not reused (classify_failure says what went wrong).
                 await self.close()
-                raise DeliveryError(
-                    "SFTP: the server's host key does not match settings.host-key", permanent=True
-                ) from exc
-            except asyncssh.PermissionDenied as exc:
-                await self.close()
-                raise DeliveryError("SFTP: login refused (username, password or key)", permanent=True) from exc
-            except (asyncssh.Error, OSError, TimeoutError) as exc:
-                await self.close()
-                raise DeliveryError(f"SFTP: {type(exc).__name__}: {exc}") from exc
+                raise
         return job.total_bytes
 
     async def close(self) -> None:

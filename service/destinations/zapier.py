@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import orjson
 
-from service.destinations.base import DeliveryError, Destination, Job
-from service.netpolicy import RefusedDestination, check_url
+from service.delivery_errors import PermanentDeliveryError, TransientDeliveryError
+from service.destinations.base import Destination, Job
+from service.netpolicy import check_url
 from service.planning.payloads import webhook_signature, zapier_payload
 from service.planning.retry_policy import is_permanent_http_status, parse_retry_after
 
@@ -24,10 +25,7 @@ class ZapierDestination(Destination):
 
     async def deliver(self, job: Job) -> int:
         url = str(self.settings["hook-url"])
-        try:
-            await check_url(url, allow_private=self.allow_private)
-        except RefusedDestination as exc:
-            raise DeliveryError(f"settings.hook-url: {exc}", permanent=True) from exc
+        await check_url(url, allow_private=self.allow_private)
         body = orjson.dumps(zapier_payload(job.command))
         timestamp = int(time.time())
         # The delivery id is the webhook id: unchanged across retries, so the receiver can deduplicate.
@@ -36,19 +34,14 @@ class ZapierDestination(Destination):
         secret = self.settings.get("signing-secret")
         if secret:
             headers["webhook-signature"] = webhook_signature(str(secret), job.command.deliveryId, timestamp, body)
-        try:
-            response = await self.client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"Zapier: {type(exc).__name__}") from exc
+        response = await self.client.post(url, content=body, headers=headers)
         if 200 <= response.status_code < 300:
             return len(body)
         status = response.status_code
         if status == 410:
-            raise DeliveryError(
-                "Zapier: the hook is gone (HTTP 410): the integration needs a new hook-url", permanent=True
-            )
-        raise DeliveryError(
+            raise PermanentDeliveryError("Zapier: the hook is gone (HTTP 410): the integration needs a new hook-url")
+        error = PermanentDeliveryError if is_permanent_http_status(status) else TransientDeliveryError
+        raise error(
             f"Zapier: hook answered HTTP {status}",
-            permanent=is_permanent_http_status(status),
             retry_after=parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC)),
         )

@@ -9,8 +9,6 @@ from typing import Any
 
 from service.contracts import DeliveryCommand
 
-MAX_RETRY_AFTER_SECONDS = 3600.0
-
 
 @dataclass(frozen=True)
 class RetryAt:
@@ -23,16 +21,24 @@ class GiveUp:
 
 
 def next_step(
-    attempt: int, *, max_attempts: int, delays: list[float], permanent: bool, retry_after: float | None, now: datetime
+    attempt: int,
+    *,
+    max_attempts: int,
+    delays: list[float],
+    permanent: bool,
+    retry_after: float | None,
+    now: datetime,
+    retry_after_cap: float = 3600.0,
 ) -> RetryAt | GiveUp:
-    """After failed attempt number `attempt` (1-based): retry later, or give up for good."""
+    """After failed attempt number `attempt` (1-based): retry later, or give up for good. A destination's
+    Retry-After is honoured up to `retry_after_cap` seconds: a hook cannot park a delivery for days."""
     if permanent:
         return GiveUp("the error cannot be fixed by retrying")
     if attempt >= max_attempts:
         return GiveUp(f"{attempt} attempts failed")
     delay = delays[min(attempt - 1, len(delays) - 1)] if delays else 0.0
     if retry_after is not None:
-        delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
+        delay = max(delay, min(retry_after, retry_after_cap))
     return RetryAt(now + timedelta(seconds=delay))
 
 

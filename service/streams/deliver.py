@@ -1,31 +1,34 @@
 """The delivery agent: fetch a command's files, hand them to the destination, record the outcome.
 
-Up to `delivery_concurrency` commands are worked at once, each acknowledged only when it has
-finished, so a crash never skips one (Faust commits an offset only once every message before it
-is acknowledged). A slow destination holds one slot, not the whole stream: batches would make
-every delivery wait for the slowest of its batch.
+Commands are worked concurrently (`concurrency.py`: one task per message, acknowledged in offset
+order per partition), each attempt inside a slot of its integration and of the worker
+(`destinations/slots.py`). Whatever goes wrong inside an attempt is classified
+(`destinations/failures.py`) and always ends with a recorded result and a retry or a failure notice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from faust.types import StreamT
 
 from service.app import app, deliveries_topic, delivery_results_topic, settings
 from service.contracts import DeliveryCommand, DeliveryResult, Integration
-from service.destinations.base import DeliveryError, Job
+from service.delivery_errors import DeliveryError, TransientDeliveryError
+from service.destinations.base import Job
+from service.destinations.failures import classify_failure
 from service.planning.commands import delivery_key
-from service.secrets import SecretKeyError, is_secret_setting, scrub
+from service.secrets import is_secret_setting, scrub
+from service.streams.concurrency import handle_concurrently
 from service.streams.configs import find_integration
 from service.streams.outcomes import after_failure, after_success
 from service.streams.publish import publish
-from service.streams.rejects import guarded
 from service.streams.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -33,19 +36,13 @@ log = logging.getLogger(__name__)
 
 @app.agent(deliveries_topic)
 async def deliver(stream: StreamT[Any]) -> None:
-    slots = asyncio.Semaphore(settings.delivery_concurrency)
-    running: set[asyncio.Task[None]] = set()
-    async for event in cast(Any, stream).noack().events():
-        await slots.acquire()
-        task = asyncio.create_task(guarded(event, deliver_one))
-        running.add(task)
-
-        def finished(task: asyncio.Task[None], event: Any = event) -> None:
-            running.discard(task)
-            slots.release()
-            event.ack()
-
-        task.add_done_callback(finished)
+    await handle_concurrently(
+        stream,
+        deliver_one,
+        name="deliver",
+        max_in_flight=settings.max_messages_in_flight,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
 
 
 async def deliver_one(event: Any) -> None:
@@ -54,34 +51,38 @@ async def deliver_one(event: Any) -> None:
 
 async def attempt(command: DeliveryCommand) -> None:
     """One attempt of one delivery, its result recorded, its failure handed to the retry path."""
-    started = datetime.now(UTC)
     integration = await find_integration(command.integrationId)
     if integration is None or not integration.enabled:
         log.warning(
             "delivery skipped: integration deleted or disabled",
             extra={"deliveryId": command.deliveryId, "integrationId": command.integrationId},
         )
-        await record(command, started, outcome="skipped", error="the integration is deleted or disabled")
+        await record(command, datetime.now(UTC), outcome="skipped", error="the integration is deleted or disabled")
         return
     plain: dict[str, Any] = {}
-    try:
-        plain = decrypted_settings(integration)
-        sent = await run_destination(command, integration, plain)
-    except DeliveryError as exc:
-        error = scrub(str(exc), plain)
-        log.warning(
-            "delivery attempt failed",
-            extra={
-                "deliveryId": command.deliveryId,
-                "integrationId": integration.id,
-                "attempt": command.attempt,
-                "error": error,
-                "permanent": exc.permanent,
-            },
-        )
-        final = await after_failure(command, integration, error, permanent=exc.permanent, retry_after=exc.retry_after)
-        await record(command, started, outcome="failed", error=error, final=final)
-        return
+    async with runtime().slots.hold(integration.id):
+        started = datetime.now(UTC)
+        try:
+            plain = decrypted_settings(integration)
+            sent = await run_destination(command, integration, plain)
+        except Exception as exc:  # every failure of an attempt is a failed attempt, never bad input
+            failure = classify_failure(exc)
+            error = scrub(failure.message, plain)
+            log.warning(
+                "delivery attempt failed",
+                extra={
+                    "deliveryId": command.deliveryId,
+                    "integrationId": integration.id,
+                    "attempt": command.attempt,
+                    "error": error,
+                    "permanent": failure.permanent,
+                },
+            )
+            final = await after_failure(
+                command, integration, error, permanent=failure.permanent, retry_after=failure.retry_after
+            )
+            await record(command, started, outcome="failed", error=error, final=final)
+            return
     result = await record(command, started, outcome="delivered", sent=sent)
     log.info(
         "delivered",
@@ -101,30 +102,30 @@ def decrypted_settings(integration: Integration) -> dict[str, Any]:
     if not needs_key:
         return dict(integration.settings)
     if box is None:
-        raise DeliveryError("the worker has no OUTBOUND_SECRET_KEYS to open this integration's secrets", permanent=True)
-    try:
-        return box.decrypt_settings(integration.settings)
-    except SecretKeyError as exc:
-        raise DeliveryError(str(exc), permanent=True) from exc
+        raise TransientDeliveryError("the worker has no OUTBOUND_SECRET_KEYS to open this integration's secrets")
+    return box.decrypt_settings(integration.settings)
 
 
 async def run_destination(command: DeliveryCommand, integration: Integration, plain: dict[str, Any]) -> int:
     tools = runtime()
     destination = await tools.pool.get(integration, plain)
-    with tempfile.TemporaryDirectory(dir=settings.spool_dir, prefix="dlv-") as folder:
-        files = await tools.fetcher.fetch_all(command, Path(folder)) if destination.needs_files else []
+    with contextlib.ExitStack() as spool:
+        files = []
+        if destination.needs_files:
+            # Only deliveries of files get a spool folder: a hook delivery has nothing to download. Made
+            # here, not once at start, so that a disk problem is an attempt's (retried) failure.
+            settings.spool_dir.mkdir(parents=True, exist_ok=True)
+            folder = Path(spool.enter_context(tempfile.TemporaryDirectory(dir=settings.spool_dir, prefix="dlv-")))
+            files = await tools.fetcher.fetch_all(command, folder)
         job = Job(command=command, integration=integration, settings=plain, files=files)
         try:
             return await asyncio.wait_for(destination.deliver(job), settings.destination_timeout_seconds * 10)
-        except TimeoutError as exc:
-            await destination.close()
-            raise DeliveryError("the destination did not finish in time") from exc
         except DeliveryError:
             raise
-        except Exception as exc:  # a library error the adapter did not foresee is still a failed attempt
-            log.exception("unexpected delivery error", extra={"deliveryId": command.deliveryId})
+        except Exception:
+            # A timeout or an error the adapter did not foresee leaves its connection in an unknown state.
             await destination.close()
-            raise DeliveryError(f"unexpected {type(exc).__name__}") from exc
+            raise
 
 
 async def record(

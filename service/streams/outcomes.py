@@ -25,6 +25,7 @@ async def after_failure(
         permanent=permanent,
         retry_after=retry_after,
         now=now,
+        retry_after_cap=settings.retry_after_cap_seconds,
     )
     if isinstance(step, GiveUp):
         failed = command.model_copy(update={"errors": errors, "dueAt": None})

@@ -8,12 +8,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from service.app import invalid_events_topic, settings
+from service.streams.publish import is_infrastructure_error, publish
 from service.validation import Kind, M, Rejected, parse_event
 
 log = logging.getLogger(__name__)
+HANDLER_TRIES = 3
 
 
 def invalid_event_record(
@@ -43,24 +45,49 @@ async def reject(message: Any, reasons: list[str], *, keep_value: bool = True) -
             "reasons": reasons,
         },
     )
-    fut = await invalid_events_topic.send(key=message.key, value=orjson.dumps(record))
-    await fut
+    await publish(invalid_events_topic, [(message.key, record)])
+
+
+def _gives_up(state: RetryCallState) -> bool:
+    """Broker trouble is waited out, however long; any other error is tried HANDLER_TRIES times."""
+    failed = state.outcome.exception() if state.outcome is not None else None
+    return not is_infrastructure_error(failed) and state.attempt_number >= HANDLER_TRIES
+
+
+def _log_retry(state: RetryCallState) -> None:
+    failed = state.outcome.exception() if state.outcome is not None else None
+    log.warning(
+        "event handling failed; trying the same message again",
+        extra={"attempt": state.attempt_number, "error": type(failed).__name__},
+    )
 
 
 async def guarded(event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
-    """Run one message's handler; an unexpected error (a bug, or a malformed internal message) parks
-    the message in invalid-events with the reason instead of losing it or killing the agent."""
+    """Run one message's handler until it succeeds. Broker trouble (a leader election, a timeout) is
+    not bad input: the same message is tried again, unacknowledged, until the broker answers. Only an
+    error that repeats on the same bytes (a bug, or a malformed internal message) parks the message in
+    invalid-events with the reason, instead of losing it or killing the agent."""
     try:
-        await handle(event)
+        async for try_ in AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            stop=_gives_up,
+            wait=wait_exponential(multiplier=0.2, max=10),
+            before_sleep=_log_retry,
+            reraise=True,
+        ):
+            with try_:
+                await handle(event)
     except Exception as exc:  # an agent must never die on one message
         log.exception("event handling failed", extra={"topic": event.message.topic, "offset": event.message.offset})
         await reject(event.message, [f"internal error while handling the event: {type(exc).__name__}"])
 
 
 async def handle_each(stream: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
-    """An agent's loop: every event through `handle`, guarded."""
-    async for event in stream.events():
+    """An agent's loop: every event through `handle`, guarded, acknowledged only once handled. A stop in
+    the middle of a message leaves it unacknowledged (Faust's own loop would ack it on the way out)."""
+    async for event in stream.noack().events():
         await guarded(event, handle)
+        event.ack()
 
 
 async def accepted(kind: Kind[M], event: Any) -> M | None:

@@ -1,8 +1,11 @@
 """Retries and final failures.
 
-deliveries-retry holds failed commands with the time their next attempt is due. Its agent waits
-for that time (Kafka holds the command meanwhile, so a restart loses nothing) and tries again,
-unless the order was cancelled after the event being delivered. deliveries-failed turns into
+deliveries-retry holds failed commands with the time their next attempt is due. Each one waits in
+a task of its own (`concurrency.py`), so a retry due in an hour never holds back one due in five
+seconds, and due retries run at once through the same slots as first attempts. Kafka keeps the
+command until its attempt has finished (offsets are acknowledged in order), so a stop or a crash
+while a retry waits loses nothing: it is read again and waits for the same due time. A retry is
+dropped when the order was cancelled after the event being delivered. deliveries-failed turns into
 failure notifications.
 """
 
@@ -16,10 +19,18 @@ from typing import Any
 import orjson
 from faust.types import StreamT
 
-from service.app import app, deliveries_failed_topic, deliveries_retry_topic, notifications_topic, orders_table
+from service.app import (
+    app,
+    deliveries_failed_topic,
+    deliveries_retry_topic,
+    notifications_topic,
+    orders_table,
+    settings,
+)
 from service.contracts import DeliveryCommand
 from service.planning.notifications import failure_notification
 from service.planning.retry_policy import superseded
+from service.streams.concurrency import handle_concurrently, idle
 from service.streams.configs import find_integration
 from service.streams.deliver import attempt, record
 from service.streams.publish import publish
@@ -30,7 +41,13 @@ log = logging.getLogger(__name__)
 
 @app.agent(deliveries_retry_topic)
 async def retry_deliveries(stream: StreamT[Any]) -> None:
-    await handle_each(stream, retry_one)
+    await handle_concurrently(
+        stream,
+        retry_one,
+        name="retry",
+        max_in_flight=settings.max_messages_in_flight,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
 
 
 async def retry_one(event: Any) -> None:
@@ -38,7 +55,8 @@ async def retry_one(event: Any) -> None:
     if command.dueAt is not None:
         wait = (command.dueAt - datetime.now(UTC)).total_seconds()
         if wait > 0:
-            await asyncio.sleep(wait)
+            with idle():
+                await asyncio.sleep(wait)
     # Read after the wait: a cancellation may have arrived meanwhile.
     if superseded(command, orders_table.get(command.orderId) if command.orderId else None):
         log.info("retry dropped: order cancelled", extra={"deliveryId": command.deliveryId})

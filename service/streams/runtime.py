@@ -9,6 +9,7 @@ from service.app import settings
 from service.assets import AssetFetcher
 from service.destinations.email import SmtpRelay
 from service.destinations.pool import DestinationPool
+from service.destinations.slots import DeliverySlots
 from service.secrets import SecretBox, SecretKeyError
 
 
@@ -18,6 +19,7 @@ class Runtime:
     pool: DestinationPool
     relay: SmtpRelay
     box: SecretBox | None
+    slots: DeliverySlots
 
 
 @cache
@@ -27,7 +29,6 @@ def runtime() -> Runtime:
         box: SecretBox | None = SecretBox(settings.secret_keys.get_secret_value())
     except SecretKeyError:
         box = None  # integrations without secrets still work; the others fail with a clear error
-    settings.spool_dir.mkdir(parents=True, exist_ok=True)
     return Runtime(
         fetcher=AssetFetcher(
             allowed_hosts=settings.allowed_asset_hosts(),
@@ -38,4 +39,5 @@ def runtime() -> Runtime:
         pool=DestinationPool(settings, relay),
         relay=relay,
         box=box,
+        slots=DeliverySlots(settings.delivery_concurrency, settings.integration_concurrency),
     )

@@ -8,24 +8,18 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import new_deployment
-from tests.support import Worker, configure, order_event, recipe_event, recipe_with_assets, unique, wait_for
+from tests.support import (
+    Worker,
+    configure,
+    hook_integration,
+    order_event,
+    recipe_event,
+    recipe_with_assets,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def hook_integration(destinations, tenant, events=("order.created",), **fields):
-    return {
-        "id": unique(f"{tenant}-hook-"),
-        "tenant": tenant,
-        "type": "zapier",
-        "description": "Production hook",
-        "enabled": True,
-        "events": list(events),
-        "successNotificationList": f"ok-{tenant}@ops.example",
-        "failureNotificationList": f"alerts-{tenant}@ops.example",
-        "settings": {"hook-url": f"{destinations.http.base}/hook/{tenant}"},
-        **fields,
-    }
 
 
 async def send_order(deployment, tenant, destinations=None, **order_fields):

@@ -85,6 +85,10 @@ def test_permanent_errors_give_up_at_once_and_retry_after_is_honoured_within_a_c
     assert later == RetryAt(NOW + timedelta(seconds=300))
     capped = next_step(1, max_attempts=3, delays=[30], permanent=False, retry_after=10**9, now=NOW)
     assert capped == RetryAt(NOW + timedelta(hours=1))
+    configured = next_step(
+        1, max_attempts=3, delays=[30], permanent=False, retry_after=10**9, now=NOW, retry_after_cap=600
+    )
+    assert configured == RetryAt(NOW + timedelta(minutes=10))
 
 
 def test_retry_after_header_forms():

@@ -1,0 +1,123 @@
+"""An agent loop that works many messages at once and still never loses one.
+
+Each message gets its own task, so a slow destination or a retry waiting for its due time holds
+one task, not the stream. Messages are acknowledged in offset order per partition
+(`ordered_acks.py`), so a commit never passes a message still being worked on. Stopping the worker
+gives running work a bounded grace period, then cancels the rest without acknowledging it: Faust's
+commit on stop (immediate with `stream_wait_empty=False`) then stops before the first unfinished
+message, which the next owner reads again. A revoked partition's work is cancelled the same way,
+so two workers never run the same message at once for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+from service.app import app
+from service.streams.ordered_acks import Entry, InOrderAcks
+from service.streams.rejects import guarded
+
+log = logging.getLogger(__name__)
+
+
+_idle: set[asyncio.Task[Any]] = set()
+
+
+@contextmanager
+def idle() -> Iterator[None]:
+    """Marks the current task as waiting with nothing under way (a retry before its due time): at stop
+    it is cancelled at once instead of holding the worker for the grace period."""
+    task = asyncio.current_task()
+    if task is not None:
+        _idle.add(task)
+    try:
+        yield
+    finally:
+        _idle.discard(cast(asyncio.Task[Any], task))
+
+
+class InFlight:
+    """One agent's messages being worked on, with their tasks."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.acks = InOrderAcks()
+        self.tasks: dict[asyncio.Task[None], Entry] = {}
+
+    def start(self, event: Any, handle: Callable[[Any], Awaitable[None]], on_done: Callable[[], None]) -> None:
+        entry = self.acks.add(event)
+        task = asyncio.create_task(guarded(event, handle))
+        self.tasks[task] = entry
+
+        def finished(task: asyncio.Task[None]) -> None:
+            self.tasks.pop(task, None)
+            on_done()
+            if task.cancelled():
+                self.acks.abandoned(entry)
+            else:
+                self.acks.finished(entry)
+
+        task.add_done_callback(finished)
+
+    def cancel(self, tps: set[Any] | None = None) -> int:
+        """Cancel the work of these partitions (all when None) and forget their messages."""
+        chosen = [t for t, e in self.tasks.items() if tps is None or e.event.message.tp in tps]
+        for task in chosen:
+            task.cancel()
+        if tps is not None:
+            self.acks.forget(tps)
+        return len(chosen)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Let running work finish for up to `grace_seconds`, then cancel what is left (unacknowledged)."""
+        for task in [t for t in self.tasks if t in _idle]:
+            task.cancel()
+        if self.tasks:
+            log.info("finishing work in flight", extra={"agent": self.name, "tasks": len(self.tasks)})
+            await asyncio.wait(list(self.tasks), timeout=grace_seconds)
+        left = list(self.tasks)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left, timeout=5.0)
+            log.warning("work cancelled at stop: it will be done again", extra={"agent": self.name, "tasks": len(left)})
+
+
+_active: list[InFlight] = []
+
+
+async def _on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+    revoked = set(args[0] if args else kwargs.get("revoked", ()))
+    for inflight in _active:
+        cancelled = inflight.cancel(revoked)
+        if cancelled:
+            log.info("work of revoked partitions cancelled", extra={"agent": inflight.name, "tasks": cancelled})
+
+
+# faust's stub wants a positional-only sender and a `signal` keyword; the receiver takes both as given.
+app.on_partitions_revoked.connect(cast(Any, _on_revoked))
+
+
+async def handle_concurrently(
+    stream: Any,
+    handle: Callable[[Any], Awaitable[None]],
+    *,
+    name: str,
+    max_in_flight: int,
+    grace_seconds: float,
+) -> None:
+    """Run `handle` for every message, up to `max_in_flight` at once, acknowledging in offset order."""
+    inflight = InFlight(name)
+    room = asyncio.Semaphore(max_in_flight)
+    _active.append(inflight)
+    try:
+        async for event in stream.noack().events():
+            await room.acquire()
+            inflight.start(event, handle, room.release)
+    finally:
+        _active.remove(inflight)
+        await asyncio.shield(inflight.drain(grace_seconds))

@@ -248,7 +248,7 @@ def test_worker_pod_is_hardened_and_probed(render: Render) -> None:
     claims = statefulset["spec"]["volumeClaimTemplates"]
     assert [c["metadata"]["name"] for c in claims] == ["data"]
     assert claims[0]["spec"]["resources"]["requests"]["storage"] == "50Gi"
-    assert pod["terminationGracePeriodSeconds"] >= VALUES["config"]["destination_timeout_seconds"] + 15
+    assert pod["terminationGracePeriodSeconds"] >= VALUES["config"]["shutdown_grace_seconds"] + 15
     assert one(manifests, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     assert "replicas" not in statefulset["spec"], "KEDA owns the replica count"
     assert render()[0] and one(render(), "StatefulSet")["spec"]["replicas"] == 1

@@ -181,8 +181,7 @@ app.kubernetes.io/part-of: recipe-outbound
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
-{{- $grace := .Values.config.destination_timeout_seconds | default 0 | float64 }}
-{{- if hasKey .Values.config "shutdown_grace_seconds" }}{{ $grace = float64 .Values.config.shutdown_grace_seconds }}{{ end }}
+{{- $grace := float64 .Values.config.shutdown_grace_seconds }}
 {{- if lt (float64 .Values.terminationGracePeriodSeconds) (addf $grace 15) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must exceed the time a worker takes to finish its deliveries in flight (%v s) by at least 15 s, or Kubernetes kills deliveries the worker is still finishing" .Values.terminationGracePeriodSeconds $grace) }}
 {{- end }}

@@ -1,4 +1,4 @@
-"""Sending notification e-mails, and keeping the delivery status table."""
+"""Sending notification e-mails. (Delivery status: service/streams/status.py.)"""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ import orjson
 from faust.types import StreamT
 from tenacity import AsyncRetrying, RetryError, stop_after_attempt, wait_exponential
 
-from service.app import app, delivery_results_topic, notifications_topic, settings, status_table
-from service.contracts import DeliveryResult
-from service.planning.status import updated_status
+from service.app import app, notifications_topic, settings
 from service.streams.rejects import handle_each
 from service.streams.runtime import runtime
 
@@ -56,14 +54,3 @@ async def send_notification(doc: dict[str, Any]) -> None:
     except aiosmtplib.SMTPException:  # pragma: no cover - reraise=False makes RetryError the only escape
         return
     log.info("notification sent", extra={"deliveryId": doc.get("deliveryId"), "kind": doc.get("kind")})
-
-
-@app.agent(delivery_results_topic)
-async def keep_status(stream: StreamT[Any]) -> None:
-    await handle_each(stream, fold_result)
-
-
-async def fold_result(event: Any) -> None:
-    result = DeliveryResult.model_validate_json(event.value)
-    key = f"order:{result.orderId}" if result.orderId else f"recipe:{result.recipeId}"
-    status_table[key] = updated_status(status_table.get(key), result)

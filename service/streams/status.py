@@ -95,7 +95,12 @@ async def keep_order_views(stream: StreamT[Any]) -> None:
 
 async def fold_activity(event: Any) -> None:
     key = event.key.decode()
-    doc = orjson.loads(event.value)
+    try:
+        doc = orjson.loads(event.value)
+    except orjson.JSONDecodeError:
+        if event.message.topic == catalog["deliveries"].name:
+            return  # parked by the delivery agent
+        raise
     current = order_view_table.get(key)
     kind: Literal["order", "recipe"]
     if event.message.topic == catalog["order-activity"].name:
@@ -108,9 +113,14 @@ async def fold_activity(event: Any) -> None:
         else:
             plan = doc["plan"]
             updated, kind = fold_trigger(current, plan), "order" if plan.get("orderId") else "recipe"
+    elif event.message.topic == catalog["deliveries"].name:
+        try:
+            updated = fold_command(current, doc)
+        except (KeyError, TypeError, AttributeError):
+            return  # the delivery agent parks a malformed command; reporting it twice would mislead
+        kind = "order" if doc.get("orderId") else "recipe"
     else:
-        fold = fold_command if event.message.topic == catalog["deliveries"].name else fold_result
-        updated, kind = fold(current, doc), "order" if doc.get("orderId") else "recipe"
+        updated, kind = fold_result(current, doc), "order" if doc.get("orderId") else "recipe"
     await list_for_tenant(updated, kind, key)
     order_view_table[key] = updated
 

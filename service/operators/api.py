@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 Scope = Literal["read", "operate"]
 FORWARDED = "X-Outbound-Forwarded"
+ANSWERED_BY = "X-Outbound-Answered-By"
 PAGE_DIR = Path(__file__).resolve().parent / "page"
 PAGE_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 TENANT = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -146,7 +147,10 @@ async def on_owner(view: web.View, request: web.Request, table: Any, key: str, l
     """Answer here if this worker owns `key` in `table`, else forward the request to the owner."""
     owner = owner_of(changelog(table), key)
     if owner is None:
-        return await local()
+        response = await local()
+        # Which worker answered: for whoever debugs routing (and the tests that prove it).
+        response.headers[ANSWERED_BY] = str(app.conf.canonical_url)
+        return response
     if request.headers.get(FORWARDED):
         raise Refused(503, "the partition moved while the request was forwarded; try again")
     return await forward(view, request, owner.with_path(request.url.path).with_query(request.url.query))
@@ -160,7 +164,7 @@ async def forward(view: web.View, request: web.Request, url: URL) -> web.Respons
     body = await request.read() if request.method == "POST" else None
     try:
         async with app.http_client.request(request.method, url, headers=headers, data=body) as response:
-            kept = {name: response.headers[name] for name in ("Location",) if name in response.headers}
+            kept = {name: response.headers[name] for name in ("Location", ANSWERED_BY) if name in response.headers}
             return view.bytes(
                 await response.read(),
                 content_type=response.content_type or "application/json",

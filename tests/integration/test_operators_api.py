@@ -52,6 +52,19 @@ async def get_json(worker: Worker, path: str, token: str | None = "test-token") 
     return r.status_code, r.json()
 
 
+async def answered_by(worker: Worker, path: str) -> str:
+    async with client(worker) as api:
+        r = await api.get(path)
+    assert r.status_code == 200, r.text
+    return r.headers["X-Outbound-Answered-By"]
+
+
+async def one_owner_answers_both(shop: Shop, path: str) -> None:
+    """Both workers' answers come from the key's owner: the other worker forwarded the request."""
+    owners = {await answered_by(w, path) for w in shop.workers}
+    assert len(owners) == 1 and owners <= {f"http://127.0.0.1:{w.port}" for w in shop.workers}, owners
+
+
 async def until_answer(worker: Worker, path: str, accept, what: str, timeout: float = 90.0) -> Any:
     """The answer of `path` once `accept(body)` holds (tables fill asynchronously; no sleeps)."""
 
@@ -152,8 +165,8 @@ async def test_every_worker_gives_the_same_order_view(shop):
         await until_answer(w, path, lambda b: len(b["integrations"]) == 2, f"the order view from {w.name}")
         for w in shop.workers
     ]
-    # One of the two workers does not own the order's partition: it forwarded the request.
     assert views[0] == views[1]
+    await one_owner_answers_both(shop, path)
     view = views[0]
     assert view["orderId"] == shop.failed_order["orderId"] and view["summary"] == "failed"
     assert [line["recipeId"] for line in view["lines"]] == [shop.failed_order["lineItems"][0]["recipeId"]]
@@ -183,6 +196,10 @@ async def test_an_order_waiting_for_its_recipe(shop):
         view = await until_answer(w, path, lambda b: b["lines"][0]["state"], f"the waiting line from {w.name}")
         assert view["lines"][0] == {**view["lines"][0], "recipeId": shop.missing_recipe, "state": "waiting for recipe"}
         assert view["summary"] == "waiting" and view["integrations"] == []
+    pending = f"/v1/internal/pending-links/{shop.missing_recipe}"
+    for w in shop.workers:
+        assert (await get_json(w, pending))[1]["orderIds"] == [shop.waiting_order["orderId"]]
+    await one_owner_answers_both(shop, pending)
 
 
 async def test_recent_orders_newest_first_from_any_worker(shop):
@@ -192,6 +209,7 @@ async def test_recent_orders_newest_first_from_any_worker(shop):
         for w in shop.workers
     ]
     assert lists[0] == lists[1]
+    await one_owner_answers_both(shop, path)
     waiting, failed = lists[0]["items"]
     assert waiting["orderId"] == shop.waiting_order["orderId"] and waiting["summary"] == "waiting"
     assert failed["orderId"] == shop.failed_order["orderId"]

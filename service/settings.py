@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr = SecretStr("")
     smtp_from: str = "recipe-outbound@localhost"
     smtp_cafile: Path | None = None
+    smtp_connections: int = Field(2, ge=1, le=32, description="connections to the relay kept open at once")
+    # A notification the relay does not take is tried again, with backoff, for this long; then it is lost.
+    notification_retry_seconds: float = Field(3600.0, ge=0)
 
     def bootstrap_servers(self) -> str:
         """The broker URL(s) without the kafka:// scheme, as aiokafka wants them."""

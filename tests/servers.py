@@ -57,6 +57,7 @@ class HttpServers:
     )
     hook_in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     hook_most_in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    hook_answered: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))  # bodies, as answered
     runner: web.AppRunner | None = None
 
     @property
@@ -120,6 +121,7 @@ class HttpServers:
                 await asyncio.sleep(delay)  # a slow destination, as the test asked for
         finally:
             self.hook_in_flight[name] -= 1
+        self.hook_answered[name].append(await request.read())
         return web.Response(status=status, text="{}", content_type="application/json", headers=reply_headers)
 
 
@@ -168,6 +170,24 @@ class SftpServer:
     server: Any
 
 
+class ShortWritingSftpServer(asyncssh.SFTPServer):
+    """A real SFTP server that, for paths containing one of `short_writes`, loses the last byte of
+    every write: an upload that arrives short, as a full disk or a broken proxy would leave it."""
+
+    short_writes: set[str] = set()
+
+    def open(self, path: bytes, pflags: int, attrs: Any) -> Any:
+        handle = super().open(path, pflags, attrs)
+        if any(marker.encode() in path for marker in self.short_writes):
+            handle.short_writes = True
+        return handle
+
+    def write(self, file_obj: Any, offset: int, data: bytes) -> Any:
+        if getattr(file_obj, "short_writes", False):
+            data = data[:-1]
+        return super().write(file_obj, offset, data)
+
+
 async def start_sftp() -> SftpServer:
     root = Path(tempfile.mkdtemp(prefix="outbound-sftp-"))
     key = asyncssh.generate_private_key("ssh-ed25519")
@@ -189,7 +209,7 @@ async def start_sftp() -> SftpServer:
         port,
         server_host_keys=[key],
         server_factory=Server,
-        sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(root)),
+        sftp_factory=lambda chan: ShortWritingSftpServer(chan, chroot=str(root)),
         allow_scp=False,
     )
     public = key.export_public_key("openssh").decode().strip()

@@ -11,12 +11,13 @@ import orjson
 from service.contracts import Integration
 from service.destinations.azure import AzureBlobDestination
 from service.destinations.base import Destination
-from service.destinations.email import EmailDestination, SmtpRelay
+from service.destinations.email import EmailDestination
 from service.destinations.local import LocalDestination
 from service.destinations.s3 import S3Destination
 from service.destinations.sftp import SftpDestination
 from service.destinations.zapier import ZapierDestination
 from service.settings import Settings
+from service.smtp_relay import SmtpRelay
 
 
 class DestinationPool:

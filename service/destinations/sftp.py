@@ -1,9 +1,10 @@
 """SFTP: the host key is verified against `host-key` (no trust on first use); each file is uploaded
-under a temporary name, renamed, and its remote size checked."""
+under a temporary name, its remote size checked, then renamed to its final name atomically."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import posixpath
 import uuid
 from typing import Any
@@ -58,14 +59,7 @@ class SftpDestination(Destination):
                     temporary = posixpath.join(posixpath.dirname(final), f".{file.name}.{uuid.uuid4().hex}.part")
                     # Few, small outstanding writes: asyncssh would otherwise queue most of a large file.
                     await sftp.put(str(file.path), temporary, block_size=SFTP_BLOCK, max_requests=SFTP_REQUESTS)
-                    if await sftp.exists(final):
-                        await sftp.remove(final)
-                    await sftp.rename(temporary, final)
-                    remote = (await sftp.stat(final)).size
-                    if remote != file.size:
-                        raise TransientDeliveryError(
-                            f"SFTP: {file.name} is {remote} bytes on the server, {file.size} sent"
-                        )
+                    await put_in_place(sftp, temporary, final, file.size)
             except BaseException:
                 # A connection in an unknown state is not reused (classify_failure says what went wrong).
                 await self.close()
@@ -78,3 +72,21 @@ class SftpDestination(Destination):
             await self._connection.wait_closed()
         self._connection = None
         self._sftp = None
+
+
+async def put_in_place(sftp: asyncssh.SFTPClient, temporary: str, final: str, size: int) -> None:
+    """Give an uploaded temporary file its final name, only once it is whole: a short file never
+    appears under the final name. The server's posix-rename replaces the old file atomically; a server
+    without it refuses to rename over a file, so there the old one is removed first (a moment with no
+    file, never a wrong one)."""
+    remote = (await sftp.stat(temporary)).size
+    if remote != size:
+        with contextlib.suppress(asyncssh.SFTPError):
+            await sftp.remove(temporary)
+        raise TransientDeliveryError(f"SFTP: {posixpath.basename(final)} is {remote} bytes on the server, {size} sent")
+    try:
+        await sftp.posix_rename(temporary, final)
+    except asyncssh.SFTPOpUnsupported:
+        if await sftp.exists(final):
+            await sftp.remove(final)
+        await sftp.rename(temporary, final)

@@ -46,6 +46,12 @@ def catalog_of(settings: Settings) -> Catalog:
 def worker() -> None:
     """Run the stream-processing worker (Faust) until stopped. Log level: OUTBOUND_LOG_LEVEL."""
     settings = get_settings()
+    if settings.secret_keys.get_secret_value().strip():
+        # A key that does not parse must stop the start, not silently become "no key" on a ready worker.
+        try:
+            SecretBox(settings.secret_keys.get_secret_value())
+        except SecretKeyError as exc:
+            raise fail(f"{exc}; the worker does not start without every configured key", code=2) from exc
     require_broker(settings)
     from service.worker import run_worker
 

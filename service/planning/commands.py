@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 
 from service.contracts import DeliveryCommand, DeliveryFile, EventType, Integration, OrderLink, RecipeEvent
-from service.planning.naming import delivered_name, file_prefix, unique_names
+from service.planning.naming import delivery_names, file_prefix
 
 
 def delivery_id(event_id: str, recipe_id: str, integration_id: str) -> str:
@@ -16,7 +16,7 @@ def delivery_id(event_id: str, recipe_id: str, integration_id: str) -> str:
 
 
 def delivery_files(recipe: RecipeEvent, prefix: str) -> list[DeliveryFile]:
-    names = unique_names([delivered_name(prefix, f.name, f.type) for f in recipe.files])
+    names = delivery_names(prefix, [(f.name, f.type) for f in recipe.files])
     return [
         DeliveryFile(kind=f.kind, name=n, mimeType=f.mimeType, url=f.url)
         for f, n in zip(recipe.files, names, strict=True)

@@ -51,15 +51,17 @@ def manifest_name(prefix: str) -> str:
     return delivered_name(prefix, "manifest", "json")
 
 
-def unique_names(names: list[str]) -> list[str]:
-    """Two files of a recipe may share a name and type; number the later ones so none is overwritten."""
-    seen: dict[str, int] = {}
-    result = []
-    for name in names:
-        count = seen.get(name, 0)
-        seen[name] = count + 1
-        if count:
-            stem, dot, ext = name.rpartition(".")
-            name = f"{stem}-{count + 1}.{ext}" if dot else f"{name}-{count + 1}"
-        result.append(name)
-    return result
+def delivery_names(prefix: str, files: list[tuple[str, str]]) -> list[str]:
+    """Final names of a delivery's (name, type) files: distinct from each other and from the manifest's,
+    even where destinations ignore case, so none overwrites another. A repeated name is numbered
+    (`Ticket`, `Ticket-2`, ...), skipping numbers another file already uses."""
+    taken = {manifest_name(prefix).casefold()}
+    names = []
+    for name, file_type in files:
+        candidate, number = delivered_name(prefix, name, file_type), 1
+        while candidate.casefold() in taken:
+            number += 1
+            candidate = delivered_name(prefix, f"{name}-{number}", file_type)
+        taken.add(candidate.casefold())
+        names.append(candidate)
+    return names

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
 from service.app import app
 from service.streams.ordered_acks import Entry, InOrderAcks
 from service.streams.rejects import guarded
+from service.streams.sequencing import Sequencer, Turn
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,11 @@ class InFlight:
         self.acks = InOrderAcks()
         self.tasks: dict[asyncio.Task[None], Entry] = {}
 
-    def start(self, event: Any, handle: Callable[[Any], Awaitable[None]], on_done: Callable[[], None]) -> None:
+    def start(
+        self, event: Any, handle: Callable[[Any], Awaitable[None]], on_done: Callable[[], None], turn: Turn | None
+    ) -> None:
         entry = self.acks.add(event)
-        task = asyncio.create_task(guarded(event, handle))
+        task = asyncio.create_task(_in_turn(turn, guarded(event, handle)))
         self.tasks[task] = entry
 
         def finished(task: asyncio.Task[None]) -> None:
@@ -102,6 +105,16 @@ async def _on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
 app.on_partitions_revoked.connect(cast(Any, _on_revoked))
 
 
+async def _in_turn(turn: Turn | None, work: Awaitable[None]) -> None:
+    try:
+        if turn is not None:
+            await turn.wait()
+        await work
+    finally:
+        if turn is not None:
+            turn.release()
+
+
 async def handle_concurrently(
     stream: Any,
     handle: Callable[[Any], Awaitable[None]],
@@ -109,15 +122,19 @@ async def handle_concurrently(
     name: str,
     max_in_flight: int,
     grace_seconds: float,
+    sequence_by: Callable[[Any], Hashable | None] | None = None,
 ) -> None:
-    """Run `handle` for every message, up to `max_in_flight` at once, acknowledging in offset order."""
+    """Run `handle` for every message, up to `max_in_flight` at once, acknowledging in offset order.
+    Messages with the same `sequence_by` key (None: no key) are handled one after another, in order."""
     inflight = InFlight(name)
     room = asyncio.Semaphore(max_in_flight)
+    turns = Sequencer()
     _active.append(inflight)
     try:
         async for event in stream.noack().events():
             await room.acquire()
-            inflight.start(event, handle, room.release)
+            key = sequence_by(event) if sequence_by is not None else None
+            inflight.start(event, handle, room.release, turns.register(key) if key is not None else None)
     finally:
         _active.remove(inflight)
         await asyncio.shield(inflight.drain(grace_seconds))

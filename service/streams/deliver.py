@@ -16,14 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from faust.types import StreamT
 
-from service.app import app, deliveries_topic, delivery_results_topic, settings
+from service.app import app, deliveries_topic, delivery_results_topic, orders_table, settings
 from service.contracts import DeliveryCommand, DeliveryResult, Integration
 from service.delivery_errors import DeliveryError, TransientDeliveryError
 from service.destinations.base import Job
 from service.destinations.failures import classify_failure
 from service.planning.commands import delivery_key
+from service.planning.retry_policy import superseded
 from service.secrets import is_secret_setting, scrub
 from service.streams.concurrency import handle_concurrently
 from service.streams.configs import find_integration
@@ -42,11 +44,36 @@ async def deliver(stream: StreamT[Any]) -> None:
         name="deliver",
         max_in_flight=settings.max_messages_in_flight,
         grace_seconds=settings.shutdown_grace_seconds,
+        sequence_by=order_and_integration,
     )
 
 
+def order_and_integration(event: Any) -> tuple[str, str] | None:
+    """One order's deliveries to one integration write the same names: they go out in event order.
+    (Commands are keyed by orderId, so they arrive in that order within one partition.)"""
+    try:
+        doc = orjson.loads(event.value)
+        order_id, integration_id = doc.get("orderId"), doc.get("integrationId")
+    except (orjson.JSONDecodeError, TypeError, AttributeError):
+        return None  # the handler parks what does not parse
+    return (str(order_id), str(integration_id)) if order_id and integration_id else None
+
+
 async def deliver_one(event: Any) -> None:
-    await attempt(DeliveryCommand.model_validate_json(event.value))
+    command = DeliveryCommand.model_validate_json(event.value)
+    if await dropped_if_superseded(command):
+        return
+    await attempt(command)
+
+
+async def dropped_if_superseded(command: DeliveryCommand) -> bool:
+    """A delivery of an order event the order's cancellation came after is not attempted (first
+    attempt or retry): the cancellation is the last word. Read when the delivery's turn comes."""
+    if not superseded(command, orders_table.get(command.orderId) if command.orderId else None):
+        return False
+    log.info("delivery dropped: order cancelled", extra={"deliveryId": command.deliveryId})
+    await record(command, datetime.now(UTC), outcome="superseded", error="the order was cancelled")
+    return True
 
 
 async def attempt(command: DeliveryCommand) -> None:

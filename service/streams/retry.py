@@ -24,15 +24,13 @@ from service.app import (
     deliveries_failed_topic,
     deliveries_retry_topic,
     notifications_topic,
-    orders_table,
     settings,
 )
 from service.contracts import DeliveryCommand
 from service.planning.notifications import failure_notification
-from service.planning.retry_policy import superseded
 from service.streams.concurrency import handle_concurrently, idle
 from service.streams.configs import find_integration
-from service.streams.deliver import attempt, record
+from service.streams.deliver import attempt, dropped_if_superseded
 from service.streams.publish import publish
 from service.streams.rejects import handle_each
 
@@ -58,9 +56,7 @@ async def retry_one(event: Any) -> None:
             with idle():
                 await asyncio.sleep(wait)
     # Read after the wait: a cancellation may have arrived meanwhile.
-    if superseded(command, orders_table.get(command.orderId) if command.orderId else None):
-        log.info("retry dropped: order cancelled", extra={"deliveryId": command.deliveryId})
-        await record(command, datetime.now(UTC), outcome="superseded", error="the order was cancelled")
+    if await dropped_if_superseded(command):
         return
     await attempt(command)
 

@@ -7,10 +7,10 @@ from functools import cache
 
 from service.app import settings
 from service.assets import AssetFetcher
-from service.destinations.email import SmtpRelay
 from service.destinations.pool import DestinationPool
 from service.destinations.slots import DeliverySlots
 from service.secrets import SecretBox, SecretKeyError
+from service.smtp_relay import SmtpRelay
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.planning.naming import MAX_NAME_BYTES, delivered_name, file_prefix, manifest_name, unique_names
+from service.planning.naming import MAX_NAME_BYTES, delivered_name, delivery_names, file_prefix, manifest_name
 
 
 def test_raw_feed_names_follow_the_seed():
@@ -27,7 +27,37 @@ def test_long_names_are_bounded_and_stay_distinct():
 
 
 def test_same_name_twice_is_numbered_not_overwritten():
-    assert unique_names(["a.pdf", "a.pdf", "b.png"]) == ["a.pdf", "a-2.pdf", "b.png"]
+    assert delivery_names("r-", [("a", "pdf"), ("a", "pdf"), ("b", "png")]) == ["r-a.pdf", "r-a-2.pdf", "r-b.png"]
+
+
+def test_a_numbered_name_skips_numbers_already_taken():
+    names = delivery_names("r-", [("Ticket", "pdf"), ("Ticket", "pdf"), ("Ticket-2", "pdf")])
+    assert names == ["r-Ticket.pdf", "r-Ticket-2.pdf", "r-Ticket-2-2.pdf"]
+
+
+def test_a_file_named_like_the_manifest_does_not_take_its_name():
+    [name] = delivery_names("r-", [("manifest", "json")])
+    assert name == "r-manifest-2.json" and name != manifest_name("r-")
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["Ticket", "ticket", "Ticket-2", "manifest", "Manifest", "a/b", "a_b", "x" * 300, ""])
+            | st.text(max_size=30),
+            st.sampled_from(["pdf", "json", "JSON", ""]) | st.text(max_size=5),
+        ),
+        max_size=12,
+    ),
+    st.sampled_from([file_prefix("r1"), file_prefix("r1", "o1", "1022")]),
+)
+def test_names_in_a_delivery_are_always_distinct_and_never_the_manifests(files, prefix):
+    names = delivery_names(prefix, files)
+    folded = [n.casefold() for n in names]
+    assert len(set(folded)) == len(names)
+    assert manifest_name(prefix).casefold() not in folded
+    assert names == delivery_names(prefix, files)  # deterministic: a repeat overwrites, never piles up
+    assert all(len(n.encode()) <= MAX_NAME_BYTES for n in names)
 
 
 @given(st.text(max_size=300), st.text(max_size=20), st.text(max_size=80), st.text(max_size=80))

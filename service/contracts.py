@@ -107,6 +107,7 @@ class OrderLink(ServiceMessage):
     recipeId: str
     manual: bool = False
     integrationId: str | None = None
+    replay: str | None = None  # the replay that re-published the event (outbound replay)
 
 
 class DeliveryFile(ServiceMessage):
@@ -145,6 +146,12 @@ class DeliveryCommand(ServiceMessage):
     dueAt: datetime | None = None
     errors: list[AttemptError] = []
     createdAt: datetime
+    # Set on the commands of a replayed event, and on re-driven failures (outbound redrive).
+    replay: str | None = None
+    redrive: str | None = None
+    # The attempt a series began with: a re-drive goes on numbering attempts (the history stays
+    # readable) and gets the full number of attempts again.
+    seriesStart: int = 1
 
 
 Outcome = Literal["delivered", "failed", "superseded", "skipped"]
@@ -168,3 +175,5 @@ class DeliveryResult(ServiceMessage):
     outcome: Outcome
     error: str | None = None
     final: bool = True
+    replay: str | None = None
+    redrive: str | None = None

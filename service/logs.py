@@ -32,11 +32,29 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+# Client libraries that speak at info about every request: the Azure SDK logs each request with its
+# headers (a SAS signature among them), httpx each URL. Warnings and errors still come through.
+QUIET_LOGGERS = (
+    "azure",
+    "azure.core.pipeline.policies.http_logging_policy",
+    "httpx",
+    "httpcore",
+    "asyncssh",
+    "botocore",
+    "aiobotocore",
+    "boto3",
+    "urllib3",
+    "aiosmtplib",
+)
+
+
 def logging_config(level: str = "INFO") -> dict[str, Any]:
+    quiet = "WARNING" if level.upper() in ("DEBUG", "INFO") else level.upper()
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
         "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {name: {"level": quiet} for name in QUIET_LOGGERS},
     }

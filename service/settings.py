@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # Where the CLI's `status` and `trigger --dry-run` find a worker's API; empty: http://127.0.0.1:<web_port>.
     api_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # /health/live fails when the event loop was blocked longer than this in the last minute.
+    liveness_loop_block_seconds: float = Field(10.0, gt=0)
 
     # Input limits
     max_event_bytes: int = Field(1_000_000, ge=1024)

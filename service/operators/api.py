@@ -271,21 +271,6 @@ def listed(entry: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------- routes
 
 
-@app.page("/health/ready")
-class Readiness(web.View):
-    """Ready once tables have recovered and no rebalance is under way."""
-
-    async def get(self, request: web.Request) -> web.Response:
-        flags = (
-            ("recovering", app.in_recovery),
-            ("rebalancing", app.rebalancing),
-            ("loading integrations", not integrations_view.caught_up),
-            ("loading the order index", not order_numbers_view.caught_up),
-        )
-        busy = [name for name, flag in flags if flag]
-        return self.json({"ready": not busy, "busy": busy}, status=503 if busy else 200)
-
-
 @app.page("/v1/whoami")
 class WhoAmI(web.View):
     """The scope of the caller's token (the page signs in with it)."""

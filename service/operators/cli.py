@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -316,6 +318,112 @@ def print_view(view: dict[str, Any]) -> None:
                 ]
             )
     _table(["integration", "recipe", "event", "state", "attempts", "last attempt", "last error"], rows)
+
+
+ReplayTopic = Literal["recipes", "orders"]
+
+
+def _when(option: str, text: str | None) -> datetime | None:
+    from service.planning.replay import BadRequest, parse_when
+
+    if text is None:
+        return None
+    try:
+        return parse_when(text, datetime.now(UTC))
+    except BadRequest as exc:
+        raise fail(f"{option}: {exc}") from exc
+
+
+def _run_with_progress(label: str, run: Callable[[Callable[[int, int], None] | None], Coroutine[Any, Any, Any]]) -> Any:
+    """Runs `run`, with a progress bar when a person watches (a terminal), plain output otherwise."""
+    if not sys.stdout.isatty():
+        return asyncio.run(run(None))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        return asyncio.run(run(lambda done, total: bar.update(task, completed=done, total=total)))
+
+
+def _print_tally(what: str, tally: Any) -> None:
+    published = "nothing (dry run)" if tally.dry_run else str(tally.published)
+    typer.echo(f"{what} {tally.id}: read {tally.read}, matched {tally.matched}, published {published}")
+    if tally.skipped_delivered:
+        typer.echo(f"  {tally.skipped_delivered} failed deliveries were left out: delivered since they failed")
+
+
+@cli.command()
+def replay(
+    topic: Annotated[ReplayTopic, typer.Argument(help="the input topic to replay: recipes or orders")],
+    since: Annotated[str | None, typer.Option(help="from this message time (ISO 8601, or a span ago: 6h, 3d)")] = None,
+    until: Annotated[str | None, typer.Option(help="up to this message time, not included")] = None,
+    from_offset: Annotated[int | None, typer.Option(help="from this offset (every partition, or --partition)")] = None,
+    to_offset: Annotated[int | None, typer.Option(help="up to this offset, not included")] = None,
+    partition: Annotated[int | None, typer.Option(help="only this partition")] = None,
+    tenant: Annotated[str | None, typer.Option(help="only this tenant's events")] = None,
+    recipe_id: Annotated[str | None, typer.Option(help="only this recipe's events (orders: with a line of it)")] = None,
+    order_id: Annotated[str | None, typer.Option(help="only this order's events")] = None,
+    event_type: Annotated[str | None, typer.Option("--type", help="only this event type")] = None,
+    to_integration: Annotated[
+        str | None, typer.Option(help="deliver only to this integration (one catching up on history)")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would be replayed; publish nothing")] = False,
+) -> None:
+    """Re-publish input events of a window into their topic, marked as a replay; the same window replayed
+    twice delivers the same names and webhook ids (an overwrite, not a copy)."""
+    from service.operators.replay import replay as run_replay
+    from service.planning.replay import BadRequest, ReplayFilter, Window
+
+    settings = get_settings()
+    window = Window(_when("--since", since), _when("--until", until), from_offset, to_offset, partition)
+    chosen = ReplayFilter(topic, tenant, recipe_id, order_id, event_type)
+    try:
+        window.check()
+        chosen.check()
+    except BadRequest as exc:
+        raise fail(str(exc)) from exc
+    if to_integration is not None and to_integration not in _current(settings):
+        raise fail(f"no integration {to_integration!r}")
+    require_broker(settings)
+    tally = _run_with_progress(
+        f"replaying {topic}",
+        lambda progress: run_replay(
+            settings,
+            catalog_of(settings),
+            window,
+            chosen,
+            to_integration=to_integration,
+            dry_run=dry_run,
+            progress=progress,
+        ),
+    )
+    _print_tally("replay", tally)
+
+
+@cli.command()
+def redrive(
+    tenant: Annotated[str | None, typer.Option(help="only this tenant's failed deliveries")] = None,
+    integration: Annotated[str | None, typer.Option(help="only this integration's")] = None,
+    since: Annotated[str | None, typer.Option(help="failed from this time (ISO 8601, or a span ago: 6h, 3d)")] = None,
+    until: Annotated[str | None, typer.Option(help="failed before this time")] = None,
+    error: Annotated[str | None, typer.Option(help="only failures whose error text contains this")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would be re-driven; publish nothing")] = False,
+) -> None:
+    """Deliver again what failed for good (deliveries-failed), once the destination is fixed: each a new
+    series of attempts, with the same names and webhook id. Deliveries done since are left out."""
+    from service.operators.replay import redrive as run_redrive
+    from service.planning.replay import RedriveFilter
+
+    settings = get_settings()
+    chosen = RedriveFilter(tenant, integration, _when("--since", since), _when("--until", until), error)
+    if chosen.since is not None and chosen.until is not None and chosen.until <= chosen.since:
+        raise fail("--until must be later than --since")
+    require_broker(settings)
+    tally = _run_with_progress(
+        "reading deliveries-failed",
+        lambda progress: run_redrive(settings, catalog_of(settings), chosen, dry_run=dry_run, progress=progress),
+    )
+    _print_tally("redrive", tally)
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ def build_commands(
     order_id: str | None = None,
     order_number: str | None = None,
     manual: bool = False,
+    replay: str | None = None,
 ) -> list[DeliveryCommand]:
     files = delivery_files(recipe, file_prefix(recipe.recipeId, order_id, order_number))
     return [
@@ -51,15 +52,24 @@ def build_commands(
             manual=manual,
             occurredAt=occurred_at,
             createdAt=now,
+            replay=replay,
         )
         for i in integrations
     ]
 
 
-def recipe_commands(recipe: RecipeEvent, integrations: list[Integration], now: datetime) -> list[DeliveryCommand]:
+def recipe_commands(
+    recipe: RecipeEvent, integrations: list[Integration], now: datetime, replay: str | None = None
+) -> list[DeliveryCommand]:
     """The raw feed: one command per integration for a new recipe."""
     return build_commands(
-        recipe, integrations, now, event_id=recipe.eventId, event_type=recipe.type, occurred_at=recipe.occurredAt
+        recipe,
+        integrations,
+        now,
+        event_id=recipe.eventId,
+        event_type=recipe.type,
+        occurred_at=recipe.occurredAt,
+        replay=replay,
     )
 
 
@@ -77,6 +87,7 @@ def link_commands(
         order_id=link.orderId,
         order_number=link.orderNumber,
         manual=link.manual,
+        replay=link.replay,
     )
 
 

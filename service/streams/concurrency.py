@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from service.app import app
 from service.streams.ordered_acks import Entry, InOrderAcks
-from service.streams.rejects import guarded
+from service.streams.rejects import crashes_noticed, guarded
 from service.streams.sequencing import Sequencer, Turn
 
 log = logging.getLogger(__name__)
@@ -131,10 +131,11 @@ async def handle_concurrently(
     turns = Sequencer()
     _active.append(inflight)
     try:
-        async for event in stream.noack().events():
-            await room.acquire()
-            key = sequence_by(event) if sequence_by is not None else None
-            inflight.start(event, handle, room.release, turns.register(key) if key is not None else None)
+        with crashes_noticed():
+            async for event in stream.noack().events():
+                await room.acquire()
+                key = sequence_by(event) if sequence_by is not None else None
+                inflight.start(event, handle, room.release, turns.register(key) if key is not None else None)
     finally:
         _active.remove(inflight)
         await asyncio.shield(inflight.drain(grace_seconds))

@@ -33,8 +33,8 @@ def _order_id(key: bytes, value: bytes) -> str | None:
         return None
 
 
-integrations_view: TopicView[Integration] = TopicView(catalog["integrations"].name, _integration)
-order_numbers_view: TopicView[str] = TopicView(catalog["order-index"].name, _order_id)
+integrations_view: TopicView[Integration] = TopicView(catalog["integrations"].name, _integration, "integrations")
+order_numbers_view: TopicView[str] = TopicView(catalog["order-index"].name, _order_id, "order index")
 
 
 @app.task

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from faust.types import StreamT
 
+from service import metrics
 from service.app import app, deliveries_topic, delivery_results_topic, orders_table, settings
 from service.contracts import DeliveryCommand, DeliveryResult, Integration
 from service.delivery_errors import DeliveryError, TransientDeliveryError
@@ -66,12 +67,25 @@ async def deliver_one(event: Any) -> None:
     await attempt(command)
 
 
+def log_ids(command: DeliveryCommand) -> dict[str, Any]:
+    """The ids a delivery's log lines carry (never its files' URLs, never an order's personal data)."""
+    ids = {
+        "deliveryId": command.deliveryId,
+        "integrationId": command.integrationId,
+        "orderId": command.orderId,
+        "recipeId": command.recipeId,
+        "replay": command.replay,
+        "redrive": command.redrive,
+    }
+    return {k: v for k, v in ids.items() if v is not None}
+
+
 async def dropped_if_superseded(command: DeliveryCommand) -> bool:
     """A delivery of an order event the order's cancellation came after is not attempted (first
     attempt or retry): the cancellation is the last word. Read when the delivery's turn comes."""
     if not superseded(command, orders_table.get(command.orderId) if command.orderId else None):
         return False
-    log.info("delivery dropped: order cancelled", extra={"deliveryId": command.deliveryId})
+    log.info("delivery dropped: order cancelled", extra=log_ids(command))
     await record(command, datetime.now(UTC), outcome="superseded", error="the order was cancelled")
     return True
 
@@ -82,7 +96,7 @@ async def attempt(command: DeliveryCommand) -> None:
     if integration is None or not integration.enabled:
         log.warning(
             "delivery skipped: integration deleted or disabled",
-            extra={"deliveryId": command.deliveryId, "integrationId": command.integrationId},
+            extra=log_ids(command),
         )
         await record(command, datetime.now(UTC), outcome="skipped", error="the integration is deleted or disabled")
         return
@@ -98,8 +112,7 @@ async def attempt(command: DeliveryCommand) -> None:
             log.warning(
                 "delivery attempt failed",
                 extra={
-                    "deliveryId": command.deliveryId,
-                    "integrationId": integration.id,
+                    **log_ids(command),
                     "attempt": command.attempt,
                     "error": error,
                     "permanent": failure.permanent,
@@ -113,12 +126,7 @@ async def attempt(command: DeliveryCommand) -> None:
     result = await record(command, started, outcome="delivered", sent=sent)
     log.info(
         "delivered",
-        extra={
-            "deliveryId": command.deliveryId,
-            "integrationId": integration.id,
-            "attempt": command.attempt,
-            "bytes": sent,
-        },
+        extra={**log_ids(command), "attempt": command.attempt, "bytes": sent},
     )
     await after_success(command, integration, result)
 
@@ -181,7 +189,20 @@ async def record(
             "outcome": outcome,
             "error": error,
             "final": final,
+            "replay": command.replay,
+            "redrive": command.redrive,
         }
     )
     await publish(delivery_results_topic, [(delivery_key(command), result)])
+    metrics.record_attempt(
+        integration_type=command.integrationType,
+        outcome=outcome,
+        final=final,
+        started=started,
+        finished=result.finishedAt,
+        sent=sent,
+        delivery_id=command.deliveryId,
+        occurred_at=command.occurredAt,
+        replay=command.replay is not None,
+    )
     return result

@@ -17,6 +17,7 @@ from service.app import (
     triggers_topic,
 )
 from service.planning.links import order_links, order_number_key, order_summary, trigger_links
+from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header
 from service.streams.configs import order_numbers_view, order_views_ready, stored_integration
 from service.streams.publish import publish
 from service.streams.rejects import accepted, handle_each, reject
@@ -35,10 +36,26 @@ async def handle_order(event: Any) -> None:
     order = await accepted(ORDER, event)
     if order is None:
         return
-    orders_table[order.orderId] = order_summary(order, orders_table.get(order.orderId))
+    replay = header(event.headers, REPLAY_HEADER)
+    stored = orders_table.get(order.orderId)
+    # A replayed event is history: it must not take the place of the order's latest event.
+    if replay is None or stored is None:
+        orders_table[order.orderId] = order_summary(order, stored)
     await publish(order_index_topic, [(order_number_key(order.tenant, order.orderNumber), {"orderId": order.orderId})])
-    await publish(order_links_topic, [(link.recipeId, link) for link in order_links(order)])
-    log.info("order accepted", extra={"orderId": order.orderId, "type": order.type, "lines": len(order.lineItems)})
+    links = order_links(order)
+    if replay is not None:
+        only = header(event.headers, REPLAY_INTEGRATION_HEADER)
+        links = [link.model_copy(update={"replay": replay, "integrationId": only}) for link in links]
+    await publish(order_links_topic, [(link.recipeId, link) for link in links])
+    log.info(
+        "order accepted",
+        extra={
+            "orderId": order.orderId,
+            "type": order.type,
+            "lines": len(order.lineItems),
+            **({"replay": replay} if replay else {}),
+        },
+    )
 
 
 # Every worker keeps its own copy of the integrations (streams/configs.py); this agent, consumed

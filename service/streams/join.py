@@ -22,6 +22,7 @@ from service.app import (
 )
 from service.contracts import DeliveryCommand, OrderLink, RecipeEvent
 from service.planning.commands import delivery_key, link_commands, recipe_commands
+from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header
 from service.planning.routing import route
 from service.streams.configs import all_integrations
 from service.streams.publish import publish
@@ -54,7 +55,9 @@ async def handle_recipe(event: Any) -> None:
     recipes_table[recipe.recipeId] = recipe.model_dump(mode="json")
     now = datetime.now(UTC)
     integrations = await all_integrations()
-    commands = recipe_commands(recipe, route(recipe.type, recipe.tenant, integrations), now)
+    replay = header(event.headers, REPLAY_HEADER)
+    only = header(event.headers, REPLAY_INTEGRATION_HEADER) if replay else None
+    commands = recipe_commands(recipe, route(recipe.type, recipe.tenant, integrations, only=only), now, replay=replay)
     waiting = [OrderLink.model_validate(doc) for doc in pending_links_table.get(recipe.recipeId) or []]
     for link in waiting:
         commands += commands_for_link(link, recipe, integrations, now)
@@ -63,7 +66,12 @@ async def handle_recipe(event: Any) -> None:
         del pending_links_table[recipe.recipeId]
     log.info(
         "recipe accepted",
-        extra={"recipeId": recipe.recipeId, "deliveries": len(commands), "released": len(waiting)},
+        extra={
+            "recipeId": recipe.recipeId,
+            "deliveries": len(commands),
+            "released": len(waiting),
+            **({"replay": replay} if replay else {}),
+        },
     )
 
 

@@ -19,6 +19,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from service import metrics
 from service.app import app, notifications_topic, settings
 from service.streams.concurrency import handle_concurrently, idle
 from service.streams.runtime import runtime
@@ -76,11 +77,14 @@ async def send_notification(doc: dict[str, Any]) -> None:
                 "error": type(exc.last_attempt.exception()).__name__,
             },
         )
+        metrics.notifications_lost.labels(kind).inc()
         return
     except aiosmtplib.SMTPRecipientsRefused:
         log.error("notification lost: the relay refused every recipient", extra={"deliveryId": doc.get("deliveryId")})
+        metrics.notifications_lost.labels(kind).inc()
         return
     log.info("notification sent", extra={"deliveryId": doc.get("deliveryId"), "kind": kind})
+    metrics.notifications_sent.labels(kind).inc()
 
 
 def relay_may_recover(exc: BaseException) -> bool:

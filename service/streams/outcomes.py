@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from service import metrics
 from service.app import deliveries_failed_topic, deliveries_retry_topic, notifications_topic, settings
 from service.contracts import AttemptError, DeliveryCommand, DeliveryResult, Integration
 from service.planning.commands import delivery_key
@@ -19,7 +20,8 @@ async def after_failure(
     now = datetime.now(UTC)
     errors = [*command.errors, AttemptError(attempt=command.attempt, at=now, error=error)]
     step = next_step(
-        command.attempt,
+        # A re-driven delivery's attempts are counted from the start of its series.
+        command.attempt - command.seriesStart + 1,
         max_attempts=settings.max_attempts,
         delays=settings.retry_delays(),
         permanent=permanent,
@@ -33,6 +35,7 @@ async def after_failure(
             deliveries_failed_topic,
             [(delivery_key(command), {"command": failed.model_dump(mode="json"), "reason": step.reason})],
         )
+        metrics.deliveries_failed.labels(command.integrationType, command.integrationId).inc()
         return True
     retry = command.model_copy(update={"errors": errors, "attempt": command.attempt + 1, "dueAt": step.due})
     await publish(deliveries_retry_topic, [(delivery_key(command), retry)])

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from faust.agents import current_agent
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
+from service import metrics
 from service.app import invalid_events_topic, settings
+from service.health import agent_crashed
 from service.streams.publish import is_infrastructure_error, publish
 from service.validation import Kind, M, Rejected, parse_event
 
@@ -46,6 +50,9 @@ async def reject(message: Any, reasons: list[str], *, keep_value: bool = True) -
         },
     )
     await publish(invalid_events_topic, [(message.key, record)])
+    metrics.invalid_events.labels(
+        metrics.topic_label(message.topic, settings.topic_prefix), metrics.reason_class(reasons)
+    ).inc()
 
 
 def _gives_up(state: RetryCallState) -> bool:
@@ -85,9 +92,21 @@ async def guarded(event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
 async def handle_each(stream: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
     """An agent's loop: every event through `handle`, guarded, acknowledged only once handled. A stop in
     the middle of a message leaves it unacknowledged (Faust's own loop would ack it on the way out)."""
-    async for event in stream.noack().events():
-        await guarded(event, handle)
-        event.ack()
+    with crashes_noticed():
+        async for event in stream.noack().events():
+            await guarded(event, handle)
+            event.ack()
+
+
+@contextmanager
+def crashes_noticed() -> Iterator[None]:
+    """An error that escapes an agent's loop restarts the agent (Faust); liveness counts the restarts."""
+    try:
+        yield
+    except Exception:
+        agent = current_agent()
+        agent_crashed(str(getattr(agent, "name", None) or "agent"))
+        raise
 
 
 async def accepted(kind: Kind[M], event: Any) -> M | None:

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from faust.types import StreamT
 
+from service import metrics
 from service.app import (
     app,
     deliveries_failed_topic,
@@ -30,7 +31,7 @@ from service.contracts import DeliveryCommand
 from service.planning.notifications import failure_notification
 from service.streams.concurrency import handle_concurrently, idle
 from service.streams.configs import find_integration
-from service.streams.deliver import attempt, dropped_if_superseded
+from service.streams.deliver import attempt, dropped_if_superseded, log_ids
 from service.streams.publish import publish
 from service.streams.rejects import handle_each
 
@@ -53,8 +54,13 @@ async def retry_one(event: Any) -> None:
     if command.dueAt is not None:
         wait = (command.dueAt - datetime.now(UTC)).total_seconds()
         if wait > 0:
-            with idle():
-                await asyncio.sleep(wait)
+            waiting = metrics.retries_waiting.labels(metrics.retry_tier(command.attempt, command.seriesStart))
+            waiting.inc()
+            try:
+                with idle():
+                    await asyncio.sleep(wait)
+            finally:
+                waiting.dec()
     # Read after the wait: a cancellation may have arrived meanwhile.
     if await dropped_if_superseded(command):
         return
@@ -72,7 +78,7 @@ async def notify_failure(event: Any) -> None:
     notification = failure_notification(command, await find_integration(command.integrationId), doc["reason"])
     log.error(
         "delivery failed for good",
-        extra={"deliveryId": command.deliveryId, "integrationId": command.integrationId, "attempts": command.attempt},
+        extra={**log_ids(command), "attempts": command.attempt},
     )
     if notification is not None:
         await publish(notifications_topic, [(command.deliveryId, notification)])

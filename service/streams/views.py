@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 class TopicView(Generic[V]):
     """key -> latest value that `parse` accepts; a tombstone or a refused value removes the key."""
 
-    def __init__(self, topic: str, parse: Callable[[bytes, bytes], V | None]) -> None:
+    def __init__(self, topic: str, parse: Callable[[bytes, bytes], V | None], name: str = "") -> None:
         self.topic = topic
+        self.name = name or topic
+        # Why the reading task ended (it only ends on an error it cannot wait out): health reports it.
+        self.failure: str | None = None
         self.parse = parse
         self.items: dict[str, V] = {}
         self._caught_up = asyncio.Event()
@@ -56,13 +59,22 @@ class TopicView(Generic[V]):
             self.items[name] = parsed
 
     async def run(self, settings: Settings) -> None:
-        """Read forever; reconnects after broker errors."""
-        while True:
-            try:
-                await self._follow(settings)
-            except KafkaError as exc:
-                log.warning("topic view lost the broker; reconnecting", extra={"topic": self.topic, "error": str(exc)})
-                await asyncio.sleep(1.0)
+        """Read forever; reconnects after broker errors. Any other error ends the task, and health says so."""
+        try:
+            while True:
+                try:
+                    await self._follow(settings)
+                except KafkaError as exc:
+                    log.warning(
+                        "topic view lost the broker; reconnecting", extra={"topic": self.topic, "error": str(exc)}
+                    )
+                    await asyncio.sleep(1.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failure = f"{type(exc).__name__}: {str(exc)[:200]}"
+            log.exception("topic view stopped", extra={"topic": self.topic})
+            raise
 
     async def _follow(self, settings: Settings) -> None:
         consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)

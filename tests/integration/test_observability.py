@@ -172,7 +172,7 @@ async def test_readiness_follows_the_broker_and_liveness_holds(observed, kafka_b
     pid = int(kafka_broker.pid_file.read_text())
     os.kill(pid, signal.SIGSTOP)
     try:
-        code, body = await wait_for(lambda: _unready(worker), 60, "readiness to notice the broker is gone")
+        _, body = await wait_for(lambda: _unready(worker), 60, "readiness to notice the broker is gone")
         assert any(b.startswith("broker unreachable") for b in body["busy"]), body
         assert await health_is(worker, "live", 200)
     finally:

@@ -1,0 +1,196 @@
+"""P1 throughput and P6 scale-out.
+
+One run: N/2 recipes and N/2 orders (one line each, to those recipes) for a tenant with one catch
+hook subscribed to both events; timed from the first send to (a) the last delivery command on
+`deliveries` and (b) the hook's last POST. Baselines: a bare consume->transform->produce process
+over the same number of messages, and a bare httpx client posting the bodies the hook received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.bench.harness import Bench, Row, create_topics, median, poll_until, produce_all, runs_text, total_end
+from tests.support import ROOT, Deployment, Worker, configure, hook_integration, order_event, recipe_event, unique
+
+
+async def service_run(bench: Bench, deployment: Deployment, workers: list[Worker], events: int) -> dict[str, Any]:
+    tenant = unique("tp")
+    hook = hook_integration(
+        bench.destinations,
+        tenant,
+        events=("recipe.created", "order.created"),
+        successNotificationList="",
+        failureNotificationList="",
+    )
+    await configure(deployment, workers, hook)
+    half = events // 2
+    recipes = [recipe_event(tenant) for _ in range(half)]
+    orders = [order_event(tenant, [r["recipeId"]]) for r in recipes]
+    expected = 2 * half  # one raw-feed command per recipe, one order command per order
+    deliveries = deployment.topic("deliveries")
+    before = await total_end(bench.bootstrap, deliveries)
+    posts = bench.destinations.http.hook_requests[tenant]
+
+    async def commands_out() -> bool:
+        return await total_end(bench.bootstrap, deliveries) >= before + expected
+
+    async def all_posted() -> bool:
+        return len(posts) >= expected
+
+    started = time.monotonic()
+    await asyncio.gather(
+        produce_all(
+            bench.bootstrap, deployment.topic("recipes"), [(r["recipeId"].encode(), orjson.dumps(r)) for r in recipes]
+        ),
+        produce_all(
+            bench.bootstrap, deployment.topic("orders"), [(o["orderId"].encode(), orjson.dumps(o)) for o in orders]
+        ),
+    )
+    commands_at = await poll_until(commands_out, 1800, "every delivery command", every=0.1)
+    posted_at = await poll_until(all_posted, 1800, "every hook POST", every=0.05)
+    return {
+        "commands": events / (commands_at - started),
+        "hook": events / (posted_at - started),
+        "bodies": [body for _, body in posts[:expected]],
+    }
+
+
+def bare_forward(bench: Bench, events: int) -> float:
+    """Events per second of the bare forwarder over `events` fresh messages like the service's input."""
+    name = unique("bare.")
+    topics = [f"{name}.recipes", f"{name}.orders", f"{name}.out"]
+    asyncio.run(create_topics(bench.bootstrap, topics))
+    tenant = unique("bare")
+    recipes = [recipe_event(tenant) for _ in range(events // 2)]
+    orders = [order_event(tenant, [r["recipeId"]]) for r in recipes]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.bench.bare",
+            "forward",
+            bench.bootstrap,
+            topics[2],
+            str(2 * len(recipes)),
+            *topics[:2],
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    started = time.monotonic()
+    asyncio.run(_produce_pair(bench, topics, recipes, orders))
+    out = proc.stdout.readline().strip()
+    proc.wait(60)
+    # The forwarder times from its first record; the producing side's start is the same moment to within
+    # a millisecond on one machine, and the service figure includes it, so add the send time back.
+    return 2 * len(recipes) / max(time.monotonic() - started, float(out))
+
+
+async def _produce_pair(
+    bench: Bench, topics: list[str], recipes: list[dict[str, Any]], orders: list[dict[str, Any]]
+) -> None:
+    await asyncio.gather(
+        produce_all(bench.bootstrap, topics[0], [(r["recipeId"].encode(), orjson.dumps(r)) for r in recipes]),
+        produce_all(bench.bootstrap, topics[1], [(o["orderId"].encode(), orjson.dumps(o)) for o in orders]),
+    )
+
+
+def bare_post(bench: Bench, bodies: list[bytes]) -> float:
+    name = unique("bare-hook-")
+    path = Path(tempfile.mkdtemp(prefix="outbound-bench-")) / f"{name}.jsonl"
+    path.write_bytes(b"\n".join(bodies) + b"\n")
+    url = f"{bench.destinations.http.base}/hook/{name}"
+    try:
+        out = _run_in_thread(
+            [sys.executable, "-m", "tests.bench.bare", "post", url, str(path), str(8)],
+        )
+    finally:
+        path.unlink(missing_ok=True)
+        bench.destinations.http.hook_requests.pop(name, None)
+    return len(bodies) / float(out)
+
+
+def _run_in_thread(cmd: list[str]) -> str:
+    """A baseline that talks to the servers of this process: their loop must keep running meanwhile."""
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True, timeout=1800).stdout.strip()
+
+
+async def throughput(bench: Bench, workers: int = 1) -> list[dict[str, float]]:
+    deployment = bench.deployment()
+    running = [await bench.worker(deployment, f"w{i}") for i in range(workers)]
+    results = []
+    loop = asyncio.get_running_loop()
+    try:
+        for run in range(bench.sizes.runs):
+            service = await service_run(bench, deployment, running, bench.sizes.throughput_events)
+            forward = await loop.run_in_executor(None, bare_forward, bench, bench.sizes.throughput_events)
+            posted = await loop.run_in_executor(None, bare_post, bench, service["bodies"])
+            print(
+                f"  run {run + 1} ({workers} worker{'s' if workers > 1 else ''}): commands {service['commands']:.0f}/s "
+                f"(bare {forward:.0f}/s), hook {service['hook']:.0f}/s (bare {posted:.0f}/s)",
+                flush=True,
+            )
+            results.append(
+                {"commands": service["commands"], "hook": service["hook"], "forward": forward, "post": posted}
+            )
+    finally:
+        bench.stop_workers()
+    return results
+
+
+def _rows(results: list[dict[str, float]], events: int, label: str = "") -> list[Row]:
+    c, h = [r["commands"] for r in results], [r["hook"] for r in results]
+    f, p = [r["forward"] for r in results], [r["post"] for r in results]
+    half = events // 2
+    return [
+        Row(
+            f"P1 {half:,} recipes + {half:,} orders → last delivery command{label}",
+            f"{median(c):,.0f} events/s",
+            f"aiokafka consume→transform→produce: {median(f):,.0f}/s",
+            f"{median(c) / median(f):.3f}",
+            f"{runs_text(c)} / {runs_text(f)}",
+        ),
+        Row(
+            f"P1 same, until the catch hook has every POST{label}",
+            f"{median(h):,.0f} events/s",
+            f"httpx AsyncClient, same bodies, concurrency 8: {median(p):,.0f}/s",
+            f"{median(h) / median(p):.2f}",
+            f"{runs_text(h)} / {runs_text(p)}",
+        ),
+    ]
+
+
+async def bench_throughput(bench: Bench) -> None:
+    """P1: both throughput figures with one worker."""
+    for row in _rows(await throughput(bench, 1), bench.sizes.throughput_events):
+        bench.report(row)
+
+
+async def bench_scaleout(bench: Bench) -> None:
+    """P6: the P1 figures with one and two workers on the same 6 partitions."""
+    one = await throughput(bench, 1)
+    two = await throughput(bench, 2)
+    for key, what in (("commands", "last delivery command"), ("hook", "every hook POST")):
+        a, b = [r[key] for r in one], [r[key] for r in two]
+        bench.report(
+            Row(
+                f"P6 scale-out, {what}: 2 workers vs 1 (6 partitions)",
+                f"{median(b):,.0f} events/s",
+                f"1 worker: {median(a):,.0f} events/s",
+                f"{median(b) / median(a):.2f}x",
+                f"{runs_text(b)} / {runs_text(a)}",
+                note="both workers share the machine's 2 cores with the broker, the hook server and the bench",
+            )
+        )

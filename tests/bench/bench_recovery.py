@@ -64,14 +64,16 @@ async def time_to_ready(bench: Bench, deployment: Deployment, name: str, wipe: b
 
 
 def bare_read(bench: Bench, topic: str) -> tuple[float, int]:
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "tests.bench.bare", "changelog", bench.bootstrap, topic],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        check=True,
         timeout=1800,
-    ).stdout.split()
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the bare changelog reader failed: {done.stderr[-2000:]}")
+    out = done.stdout.split()
     return float(out[0]), int(out[1])
 
 

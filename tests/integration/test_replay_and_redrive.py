@@ -48,7 +48,9 @@ async def test_a_window_of_orders_replayed_for_one_tenant_gives_exactly_its_deli
 
     dry = deployment.cli("replay", "orders", "--since", since, "--tenant", mine, "--dry-run")
     assert figures(dry.stdout).endswith("matched 3, published nothing (dry run)"), dry.stdout
-    assert len(await deployment.read_json("orders", lambda d: d["tenant"] == mine)) == 3, "nothing published"
+    # The shared orders topic also holds other tests' broken input: count raw records.
+    on_orders = [r for r in await deployment.read("orders") if mine.encode() in (r.value or b"")]
+    assert len(on_orders) == 3, "the dry run published nothing"
 
     run = deployment.cli("replay", "orders", "--since", since, "--tenant", mine, "--to-integration", hook["id"])
     assert figures(run.stdout).endswith("matched 3, published 3"), run.stdout

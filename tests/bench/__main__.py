@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], metavar="NAME", help=", ".join(BENCHMARKS))
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes in all")
     parser.add_argument("--runs", type=int, help="runs per figure (median); default 3")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the workers of the first throughput run")
     args = parser.parse_args()
     sizes = Sizes.quick() if args.quick else Sizes.full()
     if args.runs:
@@ -71,7 +72,7 @@ def main() -> None:
     started = time.monotonic()
     local_kafka.start(broker)  # before the loop: it waits for the broker with a loop of its own
     try:
-        rows = asyncio.run(run(broker, sizes, names))
+        rows = asyncio.run(run(broker, sizes, names, args.profile))
     finally:
         local_kafka.stop(broker)
         shutil.rmtree(home, ignore_errors=True)
@@ -82,9 +83,9 @@ def main() -> None:
     print(table(rows))
 
 
-async def run(broker: object, sizes: Sizes, names: list[str]) -> list[Row]:
+async def run(broker: object, sizes: Sizes, names: list[str], profile: Path | None) -> list[Row]:
     destinations = await start_destinations()
-    bench = Bench(broker, destinations, sizes)
+    bench = Bench(broker, destinations, sizes, profile_dir=profile)
     try:
         for name in names:
             print(f"{name}:", flush=True)

@@ -134,7 +134,11 @@ async def throughput(bench: Bench, workers: int = 1) -> list[dict[str, float]]:
     loop = asyncio.get_running_loop()
     try:
         for run in range(bench.sizes.runs):
-            service = await service_run(bench, deployment, running, bench.sizes.throughput_events)
+            spies = bench.profile(running, f"throughput-{workers}w-run{run + 1}") if run == 0 else []
+            try:
+                service = await service_run(bench, deployment, running, bench.sizes.throughput_events)
+            finally:
+                bench.end_profile(spies)
             forward = await loop.run_in_executor(None, bare_forward, bench, bench.sizes.throughput_events)
             posted = await loop.run_in_executor(None, bare_post, bench, service["bodies"])
             print(

@@ -8,7 +8,10 @@ same run on the same broker, so the ratio holds even when other work shares the 
 from __future__ import annotations
 
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -66,6 +69,7 @@ class Bench:
     sizes: Sizes
     rows: list[Row] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
+    profile_dir: Path | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -97,6 +101,39 @@ class Bench:
         for worker in self.workers:
             worker.stop()
         self.workers.clear()
+
+    def profile(self, workers: list[Worker], name: str) -> list[subprocess.Popen[bytes]]:
+        """py-spy on each worker (collapsed stacks, idle frames left out) while a figure is taken."""
+        if self.profile_dir is None:
+            return []
+        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        spy = str(Path(sys.executable).parent / "py-spy")
+        return [
+            subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(w.proc.pid),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(self.profile_dir / f"{name}-{w.name}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for w in workers
+            if w.proc is not None
+        ]
+
+    @staticmethod
+    def end_profile(spies: list[subprocess.Popen[bytes]]) -> None:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            spy.wait(60)
 
     def report(self, row: Row) -> None:
         self.rows.append(row)

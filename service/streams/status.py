@@ -13,8 +13,9 @@ feed), `tenant-activity` by tenant.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import faust
 import orjson
@@ -145,9 +146,31 @@ async def keep_tenant_activity(stream: StreamT[Any]) -> None:
     await handle_each(stream, fold_tenant_entry)
 
 
+# The decoded rows this agent wrote last, by tenant. A row is up to a few hundred kB of JSON and only
+# this agent writes it, so reading it back from RocksDB for every entry (decoding it again) was about a
+# tenth of a busy worker's time. Forgotten at every rebalance: a partition that comes back may have been
+# written by another worker meanwhile. Bounded, as a worker may serve many tenants.
+TENANT_ROWS_CACHED = 64
+_tenant_rows: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+
 async def fold_tenant_entry(event: Any) -> None:
     key = event.key.decode()
-    tenant_table[key] = remember(tenant_table.get(key), orjson.loads(event.value))
+    current = _tenant_rows.pop(key) if key in _tenant_rows else tenant_table.get(key)
+    updated = remember(current, orjson.loads(event.value))
+    tenant_table[key] = updated
+    _tenant_rows[key] = updated  # remember() returns a new row: the cached one is never changed in place
+    while len(_tenant_rows) > TENANT_ROWS_CACHED:
+        _tenant_rows.popitem(last=False)
+
+
+async def _forget_tenant_rows(sender: Any, *args: Any, **kwargs: Any) -> None:
+    _tenant_rows.clear()
+
+
+# faust's stub wants a positional-only sender and a `signal` keyword; the receiver takes both as given.
+app.on_partitions_revoked.connect(cast(Any, _forget_tenant_rows))
+app.on_partitions_assigned.connect(cast(Any, _forget_tenant_rows))
 
 
 async def plan_trigger(trigger: Trigger, order: dict[str, Any] | None, links: list[OrderLink]) -> list[OrderLink]:

@@ -52,13 +52,17 @@ class Settings(BaseSettings):
     # Secrets: comma-separated Fernet keys, newest first (MultiFernet rotation).
     secret_keys: SecretStr = SecretStr("")
 
-    # Destinations: operator-only switches for local testing.
+    # Operator-only switches, each logged as a warning at start when on. Tenant destinations on
+    # loopback, private or other non-public addresses (local testing only: never in production).
     allow_private_destinations: bool = False
     allow_http_hooks: bool = False
     local_delivery_root: Path = ROOT / ".local" / "deliveries"
 
     # Fetching recipe files: only from these hosts (comma-separated host or host:port).
     asset_hosts: str = ""
+    # The asset hosts are the operator's own list: they may be private (an in-cluster file server) when
+    # this is on, without letting any tenant destination be.
+    allow_private_asset_hosts: bool = False
     max_file_bytes: int = Field(2 * 1024**3, ge=1)
     fetch_timeout_seconds: float = 60.0
     spool_dir: Path = ROOT / ".local" / "spool"
@@ -84,6 +88,8 @@ class Settings(BaseSettings):
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
     smtp_from: str = "recipe-outbound@localhost"
+    # E-mail deliveries carry their files as attachments: larger ones fail for good (SFTP or S3 suit them).
+    max_email_bytes: int = Field(20 * 1024**2, ge=1024)
     smtp_cafile: Path | None = None
     smtp_connections: int = Field(2, ge=1, le=32, description="connections to the relay kept open at once")
     # A notification the relay does not take is tried again, with backoff, for this long; then it is lost.
@@ -98,6 +104,15 @@ class Settings(BaseSettings):
 
     def allowed_asset_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.asset_hosts.split(",") if h.strip())
+
+    def open_switches(self) -> list[str]:
+        """The operator switches that loosen the network policy and are on, said plainly."""
+        said = {
+            "allow_private_destinations": "tenant destinations may be on loopback, private, non-public addresses",
+            "allow_private_asset_hosts": "the configured asset hosts may be on non-public addresses",
+            "allow_http_hooks": "catch hooks may be plain http",
+        }
+        return [f"OUTBOUND_{name.upper()} is on: {what}" for name, what in said.items() if getattr(self, name)]
 
     def retry_delays(self) -> list[float]:
         return [float(d) for d in self.retry_delays_seconds.split(",") if d.strip()]

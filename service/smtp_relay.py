@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 
@@ -43,6 +45,13 @@ class SmtpRelay:
 
     async def send(self, message: EmailMessage) -> None:
         """Send on an idle connection; reconnect once if the server had dropped it meanwhile."""
+        await self._send(lambda client: client.send_message(message))
+
+    async def send_bytes(self, sender: str, recipients: list[str], data: bytes) -> None:
+        """A message already encoded (off the event loop, by the caller)."""
+        await self._send(lambda client: client.sendmail(sender, recipients, data))
+
+    async def _send(self, sending: Callable[[aiosmtplib.SMTP], Awaitable[Any]]) -> None:
         client = await self._idle.get()
         try:
             for attempt in (1, 2):
@@ -50,7 +59,7 @@ class SmtpRelay:
                     if client is None or not client.is_connected:
                         client = self._new_client()
                         await client.connect()
-                    await asyncio.wait_for(client.send_message(message), self.timeout)
+                    await asyncio.wait_for(sending(client), self.timeout)
                     return
                 except aiosmtplib.SMTPServerDisconnected:
                     client = None

@@ -19,7 +19,7 @@ from pydantic import ValidationError as ModelError
 from referencing import Registry, Resource
 
 from service.contracts import Integration, OrderEvent, RecipeEvent, Trigger
-from service.secrets import is_encrypted, is_secret_setting
+from service.secrets import is_encrypted, is_protected_setting
 
 M = TypeVar("M", bound=BaseModel)
 MAX_REASONS = 20
@@ -72,7 +72,7 @@ def _reason(error: SchemaError) -> str:
     path = _path(error)
     # A refused secret must not be echoed back into invalid-events or a CLI message.
     parts = [str(p) for p in error.absolute_path]
-    if any(is_secret_setting(p) for p in parts):
+    if any(is_protected_setting(p) for p in parts):
         return f"{path}: invalid value (not shown: secret setting)"
     if error.validator in ("oneOf", "anyOf") and f"x-{error.validator}-reason" in error.schema:
         return f"{path}: {error.schema[f'x-{error.validator}-reason']}"
@@ -117,7 +117,7 @@ def integration_reasons(config: Integration, *, stored: bool, allow_http_hooks: 
             )
     if stored:
         for name, value in config.settings.items():
-            if is_secret_setting(name) and not is_encrypted(value):
+            if is_protected_setting(name) and not is_encrypted(value):
                 reasons.append(f"settings.{name}: secret published in plain text (use `outbound integrations put`)")
     return reasons
 
@@ -180,4 +180,4 @@ def _has_plain_secret(value: bytes | None, max_bytes: int) -> bool:
     settings = doc.get("settings") if isinstance(doc, dict) else None
     if not isinstance(settings, dict):
         return False
-    return any(is_secret_setting(str(name)) and not is_encrypted(v) for name, v in settings.items())
+    return any(is_protected_setting(str(name)) and not is_encrypted(v) for name, v in settings.items())

@@ -72,6 +72,7 @@ class HttpServers:
         app = web.Application(client_max_size=10 * 1024**2)
         app.router.add_get("/assets/{name}", self._asset)
         app.router.add_get("/big/{size}", self._big)
+        app.router.add_get("/stream/{size}", self._stream)
         app.router.add_post("/hook/{name}", self._hook)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
@@ -98,6 +99,23 @@ class HttpServers:
             chunk = BLOCK[: min(len(BLOCK), size - sent)]
             await response.write(chunk)
             sent += len(chunk)
+        await response.write_eof()
+        return response
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        """Like /big, but chunked with no Content-Length: the size is known only by reading it all."""
+        size = int(request.match_info["size"])
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        sent = 0
+        try:
+            while sent < size:
+                chunk = BLOCK[: min(len(BLOCK), size - sent)]
+                await response.write(chunk)
+                sent += len(chunk)
+        except ConnectionError:
+            return response  # the client stopped reading, as it may
         await response.write_eof()
         return response
 
@@ -309,6 +327,7 @@ class Destinations:
     def worker_env(self) -> dict[str, str]:
         return {
             "OUTBOUND_ALLOW_PRIVATE_DESTINATIONS": "true",
+            "OUTBOUND_ALLOW_PRIVATE_ASSET_HOSTS": "true",
             "OUTBOUND_ALLOW_HTTP_HOOKS": "true",
             "OUTBOUND_ASSET_HOSTS": f"127.0.0.1:{self.http.port}",
             "OUTBOUND_SMTP_HOST": "127.0.0.1",

@@ -4,27 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient
 
 from service.delivery_errors import PermanentDeliveryError
 from service.destinations.base import Destination, Job, target_path
-from service.netpolicy import check_url
+from service.netclients import policy_aiohttp_session
+from service.netpolicy import NetPolicy, check_url
 
 
 class AzureBlobDestination(Destination):
-    def __init__(self, settings: dict[str, Any], allow_private: bool) -> None:
-        super().__init__(settings, allow_private)
+    def __init__(self, settings: dict[str, Any], policy: NetPolicy) -> None:
+        super().__init__(settings, policy)
         self._service: BlobServiceClient | None = None
 
     async def _container(self) -> Any:
         if self._service is None:
+            # Connections are judged by the policy when made (the transport's aiohttp connector), and
+            # redirects are not followed: the SDK would otherwise resend a PUT to wherever 307 points.
+            transport = AioHttpTransport(session=policy_aiohttp_session(self.policy), session_owner=True)
             try:
-                service = BlobServiceClient.from_connection_string(str(self.settings["connection-string-secure"]))
+                service = BlobServiceClient.from_connection_string(
+                    str(self.settings["connection-string-secure"]), transport=transport, permit_redirects=False
+                )
             except ValueError as exc:
+                await transport.close()
                 raise PermanentDeliveryError("settings.connection-string-secure is not a connection string") from exc
             try:
-                await check_url(service.url, allow_private=self.allow_private)
+                await check_url(service.url, self.policy)
             except BaseException:
                 await service.close()
                 raise
@@ -32,12 +40,13 @@ class AzureBlobDestination(Destination):
         return self._service.get_container_client(str(self.settings["container"]))
 
     async def deliver(self, job: Job) -> int:
-        container = await self._container()
         prefix = str(self.settings.get("prefix", ""))
-        for file in job.files:
+        names = [target_path(prefix, file.name) for file in job.files]
+        container = await self._container()
+        for file, name in zip(job.files, names, strict=True):
             with file.path.open("rb") as data:
                 await container.upload_blob(
-                    target_path(prefix, file.name),
+                    name,
                     data,
                     length=file.size,
                     overwrite=True,

@@ -7,11 +7,15 @@ before (planning, assets) and after (streams) it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from service.contracts import DeliveryCommand, Integration
+from service.delivery_errors import PermanentDeliveryError
+from service.netpolicy import NetPolicy
+from service.planning.naming import is_safe_name
 
 
 @dataclass(frozen=True)
@@ -38,15 +42,28 @@ class Job:
         return sum(f.size for f in self.files)
 
 
+@dataclass(frozen=True)
+class TotalLimit:
+    """A destination's limit on a delivery's bytes in all, and the error that says it is passed (given
+    the bytes known so far: a download stops as soon as it is over)."""
+
+    bytes: int
+    exceeded: Callable[[int], Exception]
+
+
 class Destination(ABC):
     """One integration's connection to its system, reused across deliveries until closed."""
 
     #: False for destinations that receive links, not files (no download needed).
     needs_files: bool = True
 
-    def __init__(self, settings: dict[str, Any], allow_private: bool) -> None:
+    def __init__(self, settings: dict[str, Any], policy: NetPolicy) -> None:
         self.settings = settings
-        self.allow_private = allow_private
+        self.policy = policy
+
+    def total_limit(self) -> TotalLimit | None:
+        """The most a delivery here may carry in all, if the protocol sets one (downloads stop there)."""
+        return None
 
     @abstractmethod
     async def deliver(self, job: Job) -> int:
@@ -58,7 +75,23 @@ class Destination(ABC):
         """Release connections."""
 
 
+class UnsafeName(PermanentDeliveryError):
+    """A file name that could write outside the delivery's folder, prefix or container."""
+
+
+def checked_name(name: str) -> str:
+    """A delivery command's file name, refused unless it is a name the service itself would make: the
+    commands' topic is internal, but a file is written only under a name checked where it is written."""
+    if not is_safe_name(name):
+        shown = name[:60].encode("unicode_escape").decode("ascii")
+        raise UnsafeName(
+            f"refused file name {shown!r}: not a plain file name (separators, '..', control characters or too long)"
+        )
+    return name
+
+
 def target_path(folder: str, name: str) -> str:
     """A delivered name under an optional folder/prefix, with exactly one separator."""
+    name = checked_name(name)
     folder = folder.strip("/")
     return f"{folder}/{name}" if folder else name

@@ -8,6 +8,7 @@ notice.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -22,6 +23,7 @@ from service.planning.retry_policy import is_permanent_http_status
 from service.secrets import SecretKeyError
 
 MAX_ERROR_CHARS = 300
+_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 S3_PERMANENT_CODES = {
     "AccessDenied",
     "NoSuchBucket",
@@ -39,9 +41,11 @@ class Failure:
 
 
 def classify_failure(exc: BaseException) -> Failure:
-    """The failure an exception stands for. Unknown errors are transient: the retry limit bounds them."""
-    if isinstance(exc, DeliveryError):
-        return _failure(str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
+    """The failure an exception stands for. Unknown errors are transient: the retry limit bounds them.
+    Remote text (response bodies, server messages) never becomes the message: codes and types do."""
+    ours = _our_error_inside(exc)
+    if ours is not None:
+        return _failure(str(ours), permanent=ours.permanent, retry_after=ours.retry_after)
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return _failure("the destination did not answer in time", permanent=False)
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
@@ -54,23 +58,22 @@ def classify_failure(exc: BaseException) -> Failure:
         return _failure("SFTP: login refused (username, password or key)", permanent=True)
     if isinstance(exc, asyncssh.KeyImportError):
         return _failure("SFTP: a key in the settings cannot be read", permanent=True)
-    if isinstance(exc, asyncssh.SFTPError):
-        return _failure(f"SFTP: {exc.reason or type(exc).__name__}", permanent=False)
-    if isinstance(exc, asyncssh.Error):
-        return _failure(f"SFTP: {type(exc).__name__}: {exc.reason}", permanent=False)
+    if isinstance(exc, asyncssh.SFTPError | asyncssh.Error):
+        return _failure(f"SFTP: {type(exc).__name__} (code {exc.code})", permanent=False)
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         return _failure("SMTP: the server refused every recipient", permanent=True)
     if isinstance(exc, aiosmtplib.SMTPException):
         return _failure(f"SMTP: {type(exc).__name__}: {exc}", permanent=False)
     if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = _code(exc.response.get("Error", {}).get("Code"))
         return _failure(f"S3: {code or 'error'}", permanent=code in S3_PERMANENT_CODES)
     if isinstance(exc, ParamValidationError):
         return _failure(f"S3: invalid request: {exc}", permanent=True)
     if isinstance(exc, BotoCoreError):
         return _failure(f"S3: {type(exc).__name__}", permanent=False)
     if isinstance(exc, ClientAuthenticationError | ResourceNotFoundError):
-        return _failure(f"Azure: {type(exc).__name__}: {_first_line(exc.message)}", permanent=True)
+        code = _code(getattr(exc, "error_code", None))
+        return _failure(f"Azure: {type(exc).__name__}{f' ({code})' if code else ''}", permanent=True)
     if isinstance(exc, HttpResponseError):
         status = exc.status_code or 0
         return _failure(f"Azure: HTTP {status}", permanent=is_permanent_http_status(status))
@@ -90,9 +93,30 @@ def classify_failure(exc: BaseException) -> Failure:
     return _failure(f"unexpected {type(exc).__name__}", permanent=False)
 
 
+def _our_error_inside(exc: BaseException) -> DeliveryError | None:
+    """A DeliveryError the libraries wrapped (aiobotocore turns anything its connector raises into
+    HTTPClientError; others chain it): the policy's refusal stays a refusal, with its reason."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DeliveryError):
+            return current
+        seen.add(id(current))
+        wrapped = getattr(current, "kwargs", {}).get("error") if isinstance(current, BotoCoreError) else None
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__ or current.__context__
+    return None
+
+
+def _code(value: object) -> str:
+    """A remote error code, kept only when it looks like one (a word, not a sentence)."""
+    text = str(value or "")
+    return text if _CODE.fullmatch(text) else ""
+
+
 def _failure(message: str, *, permanent: bool, retry_after: float | None = None) -> Failure:
     return Failure(_first_line(message)[:MAX_ERROR_CHARS], permanent, retry_after)
 
 
 def _first_line(text: object) -> str:
-    return str(text).strip().split("\n", 1)[0]
+    lines = str(text).strip().splitlines()  # every kind of line break, U+2028 and U+0085 included
+    return lines[0] if lines else ""

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from service.delivery_errors import PermanentDeliveryError
-from service.destinations.base import Destination, Job
+from service.destinations.base import Destination, Job, UnsafeName, checked_name
+from service.netpolicy import NetPolicy
 
 
 class LocalDestination(Destination):
-    def __init__(self, settings: dict[str, Any], allow_private: bool, root: Path) -> None:
-        super().__init__(settings, allow_private)
+    def __init__(self, settings: dict[str, Any], policy: NetPolicy, root: Path) -> None:
+        super().__init__(settings, policy)
         self.root = root.resolve()
 
     def folder(self) -> Path:
@@ -27,8 +28,12 @@ class LocalDestination(Destination):
     async def deliver(self, job: Job) -> int:
         folder = self.folder()
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        for file in job.files:
-            await asyncio.to_thread(_atomic_copy, file.path, folder / file.name)
+        targets = [folder / checked_name(file.name) for file in job.files]
+        for target in targets:
+            if target.parent.resolve() != folder:
+                raise UnsafeName(f"refused file name {target.name[:60]!r}: it leaves the folder")
+        for file, target in zip(job.files, targets, strict=True):
+            await asyncio.to_thread(_atomic_copy, file.path, target)
         return job.total_bytes
 
 

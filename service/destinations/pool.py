@@ -16,15 +16,22 @@ from service.destinations.local import LocalDestination
 from service.destinations.s3 import S3Destination
 from service.destinations.sftp import SftpDestination
 from service.destinations.zapier import ZapierDestination
+from service.netclients import policy_http_client
+from service.netpolicy import NetPolicy
 from service.settings import Settings
 from service.smtp_relay import SmtpRelay
 
 
 class DestinationPool:
-    def __init__(self, settings: Settings, relay: SmtpRelay) -> None:
+    def __init__(self, settings: Settings, relay: SmtpRelay, policy: NetPolicy) -> None:
         self.settings = settings
         self.relay = relay
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(settings.destination_timeout_seconds, connect=10.0))
+        self.policy = policy
+        self.http = policy_http_client(
+            policy,
+            timeout=httpx.Timeout(settings.destination_timeout_seconds, connect=10.0),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
         self._open: dict[str, tuple[str, Destination]] = {}
 
     async def get(self, integration: Integration, settings: dict[str, Any]) -> Destination:
@@ -40,21 +47,20 @@ class DestinationPool:
         return destination
 
     def _create(self, integration: Integration, settings: dict[str, Any]) -> Destination:
-        s = self.settings
-        allow = s.allow_private_destinations
+        s, policy = self.settings, self.policy
         match integration.type:
             case "local":
-                return LocalDestination(settings, allow, s.local_delivery_root)
+                return LocalDestination(settings, policy, s.local_delivery_root)
             case "email":
-                return EmailDestination(settings, allow, self.relay, s.smtp_from)
+                return EmailDestination(settings, policy, self.relay, s.smtp_from, s.max_email_bytes)
             case "sftp":
-                return SftpDestination(settings, allow, s.destination_timeout_seconds)
+                return SftpDestination(settings, policy, s.destination_timeout_seconds)
             case "s3":
-                return S3Destination(settings, allow, s.destination_timeout_seconds)
+                return S3Destination(settings, policy, s.destination_timeout_seconds)
             case "azure":
-                return AzureBlobDestination(settings, allow)
+                return AzureBlobDestination(settings, policy)
             case "zapier":
-                return ZapierDestination(settings, allow, self.http)
+                return ZapierDestination(settings, policy, self.http, allow_http=s.allow_http_hooks)
 
     async def close(self) -> None:
         for _, destination in self._open.values():

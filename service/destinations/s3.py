@@ -7,11 +7,12 @@ import contextlib
 from typing import Any
 
 import aioboto3
-from botocore.config import Config
+from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.destinations.base import Destination, Job, LocalFile, target_path
-from service.netpolicy import check_url
+from service.netclients import PolicyBotoSession, PolicyResolver
+from service.netpolicy import NetPolicy, check_url
 
 # Parts are read from disk one at a time and sent before the next is read: memory stays near one
 # part whatever the file size (the library's upload_file buffered most of a 200 MB file).
@@ -19,8 +20,8 @@ PART_BYTES = 8 * 1024**2
 
 
 class S3Destination(Destination):
-    def __init__(self, settings: dict[str, Any], allow_private: bool, timeout: float) -> None:
-        super().__init__(settings, allow_private)
+    def __init__(self, settings: dict[str, Any], policy: NetPolicy, timeout: float) -> None:
+        super().__init__(settings, policy)
         self.timeout = timeout
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
@@ -30,13 +31,21 @@ class S3Destination(Destination):
         if self._client is None:
             endpoint = self.settings.get("endpoint-url")
             if endpoint:
-                await check_url(str(endpoint), allow_private=self.allow_private)
+                await check_url(str(endpoint), self.policy)
             session = aioboto3.Session(
                 aws_access_key_id=str(self.settings["access-key-secret"]),
                 aws_secret_access_key=str(self.settings["secret-key-secret"]),
                 region_name=str(self.settings.get("region") or "us-east-1"),
             )
-            config = Config(connect_timeout=10, read_timeout=self.timeout, retries={"max_attempts": 2})
+            # Every connection (to the endpoint, or wherever S3 itself sends the client) is judged by the
+            # policy when it is made, on aiobotocore's aiohttp session with the policy's connector.
+            config = AioConfig(
+                connect_timeout=10,
+                read_timeout=self.timeout,
+                retries={"max_attempts": 2},
+                http_session_cls=PolicyBotoSession,
+                connector_args={"resolver": PolicyResolver(self.policy)},
+            )
             self._client = await self._stack.enter_async_context(
                 session.client("s3", endpoint_url=endpoint or None, config=config)
             )
@@ -46,8 +55,9 @@ class S3Destination(Destination):
         async with self._lock:
             client = await self._s3()
         prefix = str(self.settings.get("prefix", ""))
-        for file in job.files:
-            await upload(client, str(self.settings["bucket"]), target_path(prefix, file.name), file)
+        keys = [target_path(prefix, file.name) for file in job.files]
+        for file, key in zip(job.files, keys, strict=True):
+            await upload(client, str(self.settings["bucket"]), key, file)
         return job.total_bytes
 
     async def close(self) -> None:

@@ -12,16 +12,16 @@ from typing import Any
 import asyncssh
 
 from service.delivery_errors import TransientDeliveryError
-from service.destinations.base import Destination, Job, target_path
-from service.netpolicy import check_host
+from service.destinations.base import Destination, Job, checked_name, target_path
+from service.netpolicy import NetPolicy, RefusedDestination
 
 SFTP_BLOCK = 64 * 1024
 SFTP_REQUESTS = 16
 
 
 class SftpDestination(Destination):
-    def __init__(self, settings: dict[str, Any], allow_private: bool, timeout: float) -> None:
-        super().__init__(settings, allow_private)
+    def __init__(self, settings: dict[str, Any], policy: NetPolicy, timeout: float) -> None:
+        super().__init__(settings, policy)
         self.timeout = timeout
         self._connection: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
@@ -32,7 +32,8 @@ class SftpDestination(Destination):
             return self._sftp
         s = self.settings
         host, port = str(s["host"]), int(s.get("port", 22))
-        await check_host(host, port, allow_private=self.allow_private)
+        # Connect to the address the policy judged, never to a second answer for the name.
+        addresses = await self.policy.addresses(host, port)
         host_key = asyncssh.import_public_key(str(s["host-key"]))
         options: dict[str, Any] = {"username": str(s["username"]), "known_hosts": ([host_key], [], [])}
         if "private-key-secure" in s:
@@ -42,20 +43,20 @@ class SftpDestination(Destination):
         if "password-secure" in s:
             options["password"] = str(s["password-secure"])
         self._connection = await asyncio.wait_for(
-            asyncssh.connect(host, port, connect_timeout=self.timeout, **options), self.timeout
+            connect_first(addresses, port, connect_timeout=self.timeout, **options), self.timeout
         )
         self._sftp = await self._connection.start_sftp_client()
         return self._sftp
 
     async def deliver(self, job: Job) -> int:
+        folder = str(self.settings.get("directory", "")).strip("/") or "."
+        finals = [target_path(folder if folder != "." else "", checked_name(file.name)) for file in job.files]
         async with self._lock:
             try:
                 sftp = await self._client()
-                folder = str(self.settings.get("directory", "")).strip("/") or "."
                 if folder != ".":
                     await sftp.makedirs(folder, exist_ok=True)
-                for file in job.files:
-                    final = target_path(folder if folder != "." else "", file.name)
+                for file, final in zip(job.files, finals, strict=True):
                     temporary = posixpath.join(posixpath.dirname(final), f".{file.name}.{uuid.uuid4().hex}.part")
                     # Few, small outstanding writes: asyncssh would otherwise queue most of a large file.
                     await sftp.put(str(file.path), temporary, block_size=SFTP_BLOCK, max_requests=SFTP_REQUESTS)
@@ -72,6 +73,18 @@ class SftpDestination(Destination):
             await self._connection.wait_closed()
         self._connection = None
         self._sftp = None
+
+
+async def connect_first(addresses: list[str], port: int, **options: Any) -> asyncssh.SSHClientConnection:
+    failure: OSError | None = None
+    for address in addresses:
+        try:
+            return await asyncssh.connect(address, port, **options)
+        except OSError as exc:  # the next address of the name may answer
+            failure = exc
+    if failure is None:
+        raise RefusedDestination("SFTP: the host has no address")
+    raise failure
 
 
 async def put_in_place(sftp: asyncssh.SFTPClient, temporary: str, final: str, size: int) -> None:

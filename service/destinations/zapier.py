@@ -11,21 +11,31 @@ import orjson
 
 from service.delivery_errors import PermanentDeliveryError, TransientDeliveryError
 from service.destinations.base import Destination, Job
-from service.netpolicy import check_url
+from service.netpolicy import NetPolicy, RefusedDestination, check_url
 from service.planning.payloads import webhook_signature, zapier_payload
 from service.planning.retry_policy import is_permanent_http_status, parse_retry_after
+from service.secrets import redact_url
+
+# A catch hook's answer is read up to this much, never whole: only its status matters.
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 class ZapierDestination(Destination):
     needs_files = False
 
-    def __init__(self, settings: dict[str, Any], allow_private: bool, client: httpx.AsyncClient) -> None:
-        super().__init__(settings, allow_private)
+    def __init__(
+        self, settings: dict[str, Any], policy: NetPolicy, client: httpx.AsyncClient, *, allow_http: bool
+    ) -> None:
+        super().__init__(settings, policy)
         self.client = client
+        self.allow_http = allow_http
 
     async def deliver(self, job: Job) -> int:
         url = str(self.settings["hook-url"])
-        await check_url(url, allow_private=self.allow_private)
+        # Checked here too: the URL is encrypted on the topic, where validation cannot read it.
+        if url.startswith("http://") and not self.allow_http:
+            raise RefusedDestination(f"Zapier: {redact_url(url)} is plain http; hooks must be https")
+        await check_url(url, self.policy)
         body = orjson.dumps(zapier_payload(job.command))
         timestamp = int(time.time())
         # The delivery id is the webhook id: unchanged across retries, so the receiver can deduplicate.
@@ -34,10 +44,13 @@ class ZapierDestination(Destination):
         secret = self.settings.get("signing-secret")
         if secret:
             headers["webhook-signature"] = webhook_signature(str(secret), job.command.deliveryId, timestamp, body)
-        response = await self.client.post(url, content=body, headers=headers)
-        if 200 <= response.status_code < 300:
-            return len(body)
+        async with self.client.stream("POST", url, content=body, headers=headers) as response:
+            await read_capped(response, MAX_ANSWER_BYTES)
         status = response.status_code
+        if 200 <= status < 300:
+            return len(body)
+        if 300 <= status < 400:
+            raise RefusedDestination(f"Zapier: the hook answered a redirect (HTTP {status}), which is not followed")
         if status == 410:
             raise PermanentDeliveryError("Zapier: the hook is gone (HTTP 410): the integration needs a new hook-url")
         error = PermanentDeliveryError if is_permanent_http_status(status) else TransientDeliveryError
@@ -45,3 +58,13 @@ class ZapierDestination(Destination):
             f"Zapier: hook answered HTTP {status}",
             retry_after=parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC)),
         )
+
+
+async def read_capped(response: httpx.Response, limit: int) -> bytes:
+    """At most `limit` bytes of an answer; the rest is never read (the connection is closed, not reused)."""
+    kept = bytearray()
+    async for chunk in response.aiter_raw():
+        kept += chunk[: limit - len(kept)]
+        if len(kept) >= limit:
+            break
+    return bytes(kept)

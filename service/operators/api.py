@@ -43,6 +43,7 @@ from service.planning.order_view import (
 )
 from service.secrets import redact_settings
 from service.streams.configs import integrations_view, order_numbers_view
+from service.streams.runtime import runtime
 from service.streams.status import order_view_table, orders_waiting_for, tenant_table
 from service.validation import TRIGGER, Rejected, parse_event
 
@@ -290,7 +291,7 @@ class Integrations(web.View):
         async def handle() -> web.Response:
             tenant = request.query.get("tenant")
             items: list[dict[str, Any]] = [
-                {**config.model_dump(mode="json"), "settings": redact_settings(config.settings)}
+                {**config.model_dump(mode="json"), "settings": redact_settings(config.settings, runtime().box)}
                 for config in integrations_view.values()
                 if tenant is None or config.tenant == tenant
             ]

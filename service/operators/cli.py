@@ -121,7 +121,11 @@ def _current(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def _redacted(doc: dict[str, Any]) -> dict[str, Any]:
-    return {**doc, "settings": redact_settings(doc.get("settings") or {})}
+    try:  # with the keys, a sealed hook-url shows its scheme and host; without, nothing of it
+        box: SecretBox | None = SecretBox(get_settings().secret_keys.get_secret_value())
+    except SecretKeyError:
+        box = None
+    return {**doc, "settings": redact_settings(doc.get("settings") or {}, box)}
 
 
 @integrations_cli.command("list")

@@ -14,7 +14,9 @@ import re
 import unicodedata
 
 MAX_NAME_BYTES = 200
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+# C0 and C1 controls and the Unicode line and paragraph separators: anything a header or a listing
+# could take for a line break (an order number with U+2028 once broke e-mail delivery).
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029/\\:*?"<>|]')
 
 
 def safe_part(text: str) -> str:
@@ -23,6 +25,17 @@ def safe_part(text: str) -> str:
     while ".." in cleaned:
         cleaned = cleaned.replace("..", "_")
     return cleaned.strip(". ") or "_"
+
+
+def is_safe_name(name: str) -> bool:
+    """Whether `name` is one plain file name as this module makes them: no separator, no `..`, no
+    control character, not hidden, bounded. Checked again wherever a file is written."""
+    return (
+        0 < len(name.encode("utf-8", "surrogatepass")) <= MAX_NAME_BYTES
+        and not _UNSAFE.search(name)
+        and ".." not in name
+        and name == name.strip(". ")
+    )
 
 
 def _bounded(stem: str, ext: str) -> str:

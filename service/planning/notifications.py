@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.contracts import DeliveryCommand, DeliveryResult, Integration
+from service.planning.payloads import header_text
 from service.validation import split_addresses
 
 
@@ -45,7 +46,7 @@ def success_notification(
     return {
         "kind": "success",
         "to": recipients,
-        "subject": f"Delivered: {_subject_of(command)} to {integration.id}",
+        "subject": header_text(f"Delivered: {_subject_of(command)} to {integration.id}"),
         "body": body,
         "deliveryId": command.deliveryId,
     }
@@ -80,7 +81,7 @@ def failure_notification(
     return {
         "kind": "failure",
         "to": recipients,
-        "subject": f"FAILED: {_subject_of(command)} to {integration.id}",
+        "subject": header_text(f"FAILED: {_subject_of(command)} to {integration.id}"),
         "body": body,
         "deliveryId": command.deliveryId,
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import unicodedata
 from typing import Any
 
 from service.contracts import DeliveryCommand
@@ -41,7 +42,26 @@ def email_subject(prefix: str, command: DeliveryCommand) -> str:
         else f"Recipe {command.recipeId}"
     )
     event = {"order.cancelled": " CANCELLED", "order.updated": " updated"}.get(command.eventType, "")
-    return " ".join(part for part in (prefix.strip(), f"{what}{event}") if part)
+    return header_text(" ".join(part for part in (prefix.strip(), f"{what}{event}") if part))
+
+
+MAX_HEADER_CHARS = 900
+
+
+def header_text(text: str) -> str:
+    """One line for a mail header: every control and line-break character (CR, LF, U+0085, U+2028,
+    U+2029, ...) becomes a space, so no value can start a header of its own or make the mail library
+    refuse the message; bounded, as a subject must be."""
+    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+    return " ".join(cleaned.split())[:MAX_HEADER_CHARS]
+
+
+def email_too_large(size: int, limit: int) -> str:
+    mib = 1024**2
+    return (
+        f"e-mail: the files are {size / mib:.1f} MiB or more, over the {limit / mib:.0f} MiB limit for e-mail "
+        "deliveries; large files go better by SFTP or S3"
+    )
 
 
 def webhook_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:

@@ -27,7 +27,7 @@ from service.destinations.base import Job
 from service.destinations.failures import classify_failure
 from service.planning.commands import delivery_key
 from service.planning.retry_policy import superseded
-from service.secrets import is_secret_setting, scrub
+from service.secrets import is_encrypted, is_secret_setting, scrub
 from service.streams.concurrency import handle_concurrently
 from service.streams.configs import find_integration
 from service.streams.outcomes import after_failure, after_success
@@ -132,7 +132,7 @@ async def attempt(command: DeliveryCommand) -> None:
 
 
 def decrypted_settings(integration: Integration) -> dict[str, Any]:
-    needs_key = any(is_secret_setting(name) for name in integration.settings)
+    needs_key = any(is_secret_setting(name) or is_encrypted(value) for name, value in integration.settings.items())
     box = runtime().box
     if not needs_key:
         return dict(integration.settings)
@@ -151,7 +151,7 @@ async def run_destination(command: DeliveryCommand, integration: Integration, pl
             # here, not once at start, so that a disk problem is an attempt's (retried) failure.
             settings.spool_dir.mkdir(parents=True, exist_ok=True)
             folder = Path(spool.enter_context(tempfile.TemporaryDirectory(dir=settings.spool_dir, prefix="dlv-")))
-            files = await tools.fetcher.fetch_all(command, folder)
+            files = await tools.fetcher.fetch_all(command, folder, destination.total_limit())
         job = Job(command=command, integration=integration, settings=plain, files=files)
         try:
             return await asyncio.wait_for(destination.deliver(job), settings.destination_timeout_seconds * 10)

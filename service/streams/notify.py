@@ -21,6 +21,7 @@ from tenacity import (
 
 from service import metrics
 from service.app import app, notifications_topic, settings
+from service.planning.payloads import header_text
 from service.streams.concurrency import handle_concurrently, idle
 from service.streams.runtime import runtime
 
@@ -54,7 +55,7 @@ async def send_notification(doc: dict[str, Any]) -> None:
     message = EmailMessage()
     message["From"] = settings.smtp_from
     message["To"] = ", ".join(doc["to"])
-    message["Subject"] = doc["subject"]
+    message["Subject"] = header_text(str(doc["subject"]))
     message.set_content(doc["body"])
     kind = str(doc.get("kind", "unknown"))
     try:

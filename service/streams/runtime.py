@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cache
 
-from service.app import settings
+from service.app import app, settings
 from service.assets import AssetFetcher
 from service.destinations.pool import DestinationPool
 from service.destinations.slots import DeliverySlots
+from service.netpolicy import NetPolicy, lookup_from_environment
 from service.secrets import SecretBox, SecretKeyError
 from service.smtp_relay import SmtpRelay
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,15 +33,22 @@ def runtime() -> Runtime:
         box: SecretBox | None = SecretBox(settings.secret_keys.get_secret_value())
     except SecretKeyError:
         box = None  # integrations without secrets still work; the others fail with a clear error
+    lookup = lookup_from_environment()
     return Runtime(
         fetcher=AssetFetcher(
             allowed_hosts=settings.allowed_asset_hosts(),
-            allow_private=settings.allow_private_destinations,
+            policy=NetPolicy(settings.allow_private_asset_hosts, lookup, "asset host"),
             max_bytes=settings.max_file_bytes,
             timeout=settings.fetch_timeout_seconds,
         ),
-        pool=DestinationPool(settings, relay),
+        pool=DestinationPool(settings, relay, NetPolicy(settings.allow_private_destinations, lookup)),
         relay=relay,
         box=box,
         slots=DeliverySlots(settings.delivery_concurrency, settings.integration_concurrency),
     )
+
+
+@app.task
+async def warn_about_open_switches() -> None:
+    for warning in settings.open_switches():
+        log.warning("network policy loosened: %s", warning)

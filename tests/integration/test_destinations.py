@@ -309,35 +309,3 @@ async def test_files_from_unlisted_hosts_are_refused_before_any_connection(deplo
     [result] = await wait_results(deployment, lambda d: d["tenant"] == tenant, 1)
     assert result["outcome"] == "failed" and result["final"]
     assert "not a configured asset host" in result["error"]
-
-
-async def test_an_asset_host_on_a_private_address_is_refused_before_any_connection(kafka, destinations):
-    """A production worker (no local-testing switch): an allowed host name that resolves to loopback."""
-    env = {**destinations.worker_env(), "OUTBOUND_ALLOW_PRIVATE_DESTINATIONS": "false"}
-    env["OUTBOUND_ASSET_HOSTS"] = f"localhost:{destinations.http.port}"
-    deployment = new_deployment(kafka, **env)
-    worker = await Worker(deployment, "strict").start().ready()
-    try:
-        tenant = unique("private")
-        await configure(
-            deployment, [worker], integration(tenant, "local", {"directory": tenant}, events=["recipe.created"])
-        )
-        recipe = recipe_event(tenant)
-        asset = f"{uuid.uuid4().hex}.dst"
-        destinations.http.add_asset(asset, b"never fetched")
-        recipe["files"] = [
-            {
-                "kind": "production",
-                "name": "Front",
-                "type": "dst",
-                "mimeType": "application/octet-stream",
-                "url": f"http://localhost:{destinations.http.port}/assets/{asset}",
-            }
-        ]
-        await deployment.produce_json("recipes", [recipe], "recipeId")
-        [result] = await wait_results(deployment, lambda d: d["tenant"] == tenant, 1)
-        assert result["outcome"] == "failed" and result["final"]
-        assert "resolves to non-public address" in result["error"]
-        assert asset not in destinations.http.requested
-    finally:
-        worker.stop()

@@ -6,7 +6,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from service.contracts import AttemptError, DeliveryCommand, DeliveryResult, Integration, OrderEvent, RecipeEvent
-from service.netpolicy import RefusedDestination, check_url, is_public
+from service.netpolicy import NetPolicy, RefusedDestination, check_url, is_public
 from service.planning.commands import link_commands, recipe_commands
 from service.planning.links import order_links
 from service.planning.notifications import failure_notification, success_notification
@@ -159,11 +159,13 @@ def test_status_keeps_each_integrations_latest_state():
 async def test_private_and_unlisted_destinations_are_refused():
     assert not is_public("127.0.0.1") and not is_public("10.1.2.3") and not is_public("169.254.169.254")
     assert is_public("93.184.216.34")
-    with pytest.raises(RefusedDestination, match="non-public"):
-        await check_url("http://127.0.0.1:9/x", allow_private=False)
+    with pytest.raises(RefusedDestination, match="not a public address"):
+        await check_url("http://127.0.0.1:9/x", NetPolicy(allow_private=False))
     with pytest.raises(RefusedDestination, match="not a configured asset host"):
-        await check_url("http://other.example/x", allow_private=True, allowed_hosts=frozenset({"assets.example"}))
-    await check_url("http://127.0.0.1:9/x", allow_private=True, allowed_hosts=frozenset({"127.0.0.1:9"}))
+        await check_url(
+            "http://other.example/x", NetPolicy(allow_private=True), allowed_hosts=frozenset({"assets.example"})
+        )
+    await check_url("http://127.0.0.1:9/x", NetPolicy(allow_private=True), allowed_hosts=frozenset({"127.0.0.1:9"}))
 
 
 def test_a_cancellation_supersedes_earlier_order_events_only():

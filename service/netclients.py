@@ -66,7 +66,9 @@ class PolicyTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with the policy's network backend. Proxies from the environment are not used:
     they would connect somewhere the policy never judged."""
 
-    def __init__(self, policy: NetPolicy, *, limits: httpx.Limits) -> None:
+    def __init__(
+        self, policy: NetPolicy, *, limits: httpx.Limits, inner: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
         super().__init__(limits=limits, trust_env=False)
         # httpx has no parameter for the backend; its pool is rebuilt with the same settings plus it
         # (tests/security prove connections go through it, so a library change cannot drop it unseen).
@@ -75,7 +77,7 @@ class PolicyTransport(httpx.AsyncHTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PolicyNetworkBackend(policy),
+            network_backend=PolicyNetworkBackend(policy, inner),
         )
 
 

@@ -15,9 +15,8 @@ from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from azure.storage.blob.aio import BlobServiceClient
 from standardwebhooks.webhooks import Webhook
 
-from tests.conftest import new_deployment
 from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY, pattern_bytes
-from tests.support import Worker, configure, order_event, recipe_event, recipe_with_assets, unique, wait_for
+from tests.support import configure, order_event, recipe_event, recipe_with_assets, unique, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,93 @@
+"""Security tests: a loopback listener that records every connection, and a worker under the production
+network policy (no private destinations, no private asset hosts) with scripted DNS answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.conftest import new_deployment
+from tests.servers import Destinations, free_port
+from tests.support import Deployment, Worker
+
+# A public address for a scripted first answer: judged public, never connected to (the second answer,
+# loopback, is what a client that resolved again would reach).
+PUBLIC = "93.184.215.14"
+REBINDING = "rebind.test"
+LOOPBACK_NAME = "loopback.test"
+
+
+def scripted_dns() -> dict[str, list[list[str]]]:
+    return {REBINDING: [[PUBLIC], ["127.0.0.1"]], LOOPBACK_NAME: [["127.0.0.1"]]}
+
+
+@dataclass
+class Recorder:
+    """Listens on loopback (IPv4 and, where the machine has it, IPv6) and records every connection
+    and every byte: a refused destination must leave it empty."""
+
+    port: int
+    connections: list[tuple[str, bytes]] = field(default_factory=list)
+    servers: list[asyncio.Server] = field(default_factory=list)
+
+    async def start(self) -> Recorder:
+        self.servers.append(await asyncio.start_server(self._record, "127.0.0.1", self.port))
+        if socket.has_ipv6:
+            with contextlib.suppress(OSError):  # no IPv6 loopback here: ::1 cannot be reached at all
+                self.servers.append(await asyncio.start_server(self._record, "::1", self.port))
+        return self
+
+    async def _record(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = str(writer.get_extra_info("peername"))
+        entry = (peer, b"")
+        self.connections.append(entry)
+        index = len(self.connections) - 1
+        try:
+            data = await asyncio.wait_for(reader.read(65536), 5)
+            self.connections[index] = (peer, data)
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+            await server.wait_closed()
+
+
+@pytest.fixture(scope="session")
+async def recorder() -> AsyncIterator[Recorder]:
+    running = await Recorder(free_port()).start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture(scope="session")
+def strict_deployment(kafka: str, destinations: Destinations, recorder: Recorder) -> Deployment:
+    env = destinations.worker_env()
+    env.update(
+        OUTBOUND_ALLOW_PRIVATE_DESTINATIONS="false",
+        OUTBOUND_ALLOW_PRIVATE_ASSET_HOSTS="false",
+        # Asset hosts the operator listed that are (or turn out to be) internal: the address policy
+        # must still refuse them.
+        OUTBOUND_ASSET_HOSTS=",".join(
+            f"{host}:{recorder.port}" for host in ("127.0.0.1", "localhost", "[::1]", REBINDING, LOOPBACK_NAME)
+        ),
+        OUTBOUND_TESTING_DNS=json.dumps(scripted_dns()),
+        OUTBOUND_RETRY_DELAYS_SECONDS="1,1",
+    )
+    return new_deployment(kafka, **env)
+
+
+@pytest.fixture(scope="session")
+async def strict_worker(strict_deployment: Deployment) -> AsyncIterator[Worker]:
+    running = await Worker(strict_deployment, "strict").start().ready()
+    yield running
+    running.stop()

@@ -13,7 +13,7 @@ import asyncssh
 
 from service.delivery_errors import TransientDeliveryError
 from service.destinations.base import Destination, Job, checked_name, target_path
-from service.netpolicy import NetPolicy, RefusedDestination
+from service.netpolicy import NetPolicy, RefusedDestination, check_host
 
 SFTP_BLOCK = 64 * 1024
 SFTP_REQUESTS = 16
@@ -32,7 +32,9 @@ class SftpDestination(Destination):
             return self._sftp
         s = self.settings
         host, port = str(s["host"]), int(s.get("port", 22))
-        # Connect to the address the policy judged, never to a second answer for the name.
+        # Fail early like every destination, then connect to an address the policy judged for this
+        # connection, never to another answer for the name.
+        await check_host(host, port, self.policy)
         addresses = await self.policy.addresses(host, port)
         host_key = asyncssh.import_public_key(str(s["host-key"]))
         options: dict[str, Any] = {"username": str(s["username"]), "known_hosts": ([host_key], [], [])}

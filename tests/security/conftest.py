@@ -19,12 +19,20 @@ from tests.support import Deployment, Worker
 # A public address for a scripted first answer: judged public, never connected to (the second answer,
 # loopback, is what a client that resolved again would reach).
 PUBLIC = "93.184.215.14"
-REBINDING = "rebind.test"
 LOOPBACK_NAME = "loopback.test"
 
 
+KINDS = ("asset", "zapier", "sftp", "s3", "azure")
+
+
+def rebinding(kind: str) -> str:
+    """A name per kind of connection whose first answer is public and every later one loopback: the
+    early check sees the public one, the connection itself must see (and refuse) loopback."""
+    return f"rebind-{kind}.test"
+
+
 def scripted_dns() -> dict[str, list[list[str]]]:
-    return {REBINDING: [[PUBLIC], ["127.0.0.1"]], LOOPBACK_NAME: [["127.0.0.1"]]}
+    return {rebinding(kind): [[PUBLIC], ["127.0.0.1"]] for kind in KINDS} | {LOOPBACK_NAME: [["127.0.0.1"]]}
 
 
 @dataclass
@@ -78,7 +86,7 @@ def strict_deployment(kafka: str, destinations: Destinations, recorder: Recorder
         # Asset hosts the operator listed that are (or turn out to be) internal: the address policy
         # must still refuse them.
         OUTBOUND_ASSET_HOSTS=",".join(
-            f"{host}:{recorder.port}" for host in ("127.0.0.1", "localhost", "[::1]", REBINDING, LOOPBACK_NAME)
+            f"{host}:{recorder.port}" for host in ("127.0.0.1", "localhost", "::1", rebinding("asset"), LOOPBACK_NAME)
         ),
         OUTBOUND_TESTING_DNS=json.dumps(scripted_dns()),
         OUTBOUND_RETRY_DELAYS_SECONDS="1,1",

@@ -58,6 +58,9 @@ class HttpServers:
     hook_in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     hook_most_in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     hook_answered: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))  # bodies, as answered
+    # name -> bytes of body to answer with (streamed), and how many of them the client took.
+    hook_bodies: dict[str, int] = field(default_factory=dict)
+    hook_body_sent: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     runner: web.AppRunner | None = None
 
     @property
@@ -140,7 +143,22 @@ class HttpServers:
         finally:
             self.hook_in_flight[name] -= 1
         self.hook_answered[name].append(await request.read())
+        if name in self.hook_bodies:
+            return await self._long_answer(request, name, status)
         return web.Response(status=status, text="{}", content_type="application/json", headers=reply_headers)
+
+    async def _long_answer(self, request: web.Request, name: str, status: int) -> web.StreamResponse:
+        response = web.StreamResponse(status=status, headers={"Content-Length": str(self.hook_bodies[name])})
+        await response.prepare(request)
+        try:
+            while self.hook_body_sent[name] < self.hook_bodies[name]:
+                chunk = BLOCK[: min(64 * 1024, self.hook_bodies[name] - self.hook_body_sent[name])]
+                await response.write(chunk)
+                self.hook_body_sent[name] += len(chunk)
+        except ConnectionError:
+            return response  # the client stopped reading, as it may
+        await response.write_eof()
+        return response
 
 
 # ---------------------------------------------------------------- SMTP (aiosmtpd)

@@ -12,6 +12,7 @@ No client follows redirects: a redirect's target was never checked, and 307/308 
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 from collections.abc import Iterable
@@ -27,6 +28,14 @@ from service.netpolicy import NetPolicy, RefusedDestination
 from service.secrets import redact_url
 
 REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 class PolicyNetworkBackend(httpcore.AsyncNetworkBackend):
@@ -117,8 +126,10 @@ class PolicyConnector(aiohttp.TCPConnector):
         self.policy = policy
 
     async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[ResolveResult]:
-        # aiohttp answers IP literals itself without asking the resolver: judge those here.
-        await self.policy.addresses(host, port)
+        # aiohttp answers IP literals itself without asking the resolver: judge those here (names are
+        # judged by the resolver, once).
+        if is_ip_literal(host):
+            await self.policy.addresses(host, port)
         return await super()._resolve_host(host, port, traces=traces)
 
 

@@ -82,6 +82,13 @@ async def test_every_non_public_class_is_refused(address: str) -> None:
     assert await NetPolicy(allow_private=True).addresses(address, 443) == [address]
 
 
+@pytest.mark.parametrize("host", ["2130706433", "127.1", "0177.0.0.1", "0x7f.0.0.1", "[::1]", "LOCALHOST"])
+async def test_other_spellings_of_loopback_are_refused(host: str) -> None:
+    """Legacy numeric forms are not IP literals to Python but the system resolver maps them: judged too."""
+    with pytest.raises(RefusedDestination, match="not a public address"):
+        await NetPolicy(allow_private=False).addresses(host, 443)
+
+
 @pytest.mark.parametrize("address", PUBLIC_ADDRESSES)
 def test_public_addresses_pass(address: str) -> None:
     assert is_public(address)

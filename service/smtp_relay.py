@@ -12,6 +12,7 @@ import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -47,9 +48,11 @@ class SmtpRelay:
         """Send on an idle connection; reconnect once if the server had dropped it meanwhile."""
         await self._send(lambda client: client.send_message(message))
 
-    async def send_bytes(self, sender: str, recipients: list[str], data: bytes) -> None:
-        """A message already encoded (off the event loop, by the caller)."""
-        await self._send(lambda client: client.sendmail(sender, recipients, data))
+    async def send_file(self, sender: str, recipients: list[str], path: Path) -> None:
+        """A message written to disk with CRLF line endings and no line starting with a dot (as
+        `destinations/email.py` writes it), streamed to the relay a block at a time: aiosmtplib's own
+        DATA takes a message whole and copies it three times, so a large one would sit in memory."""
+        await self._send(lambda client: _stream_message(client, sender, recipients, path, self.timeout))
 
     async def _send(self, sending: Callable[[aiosmtplib.SMTP], Awaitable[Any]]) -> None:
         client = await self._idle.get()
@@ -81,3 +84,35 @@ class SmtpRelay:
                     await client.quit()
                 except aiosmtplib.SMTPException:
                     client.close()
+
+
+STREAM_BLOCK = 256 * 1024
+
+
+async def _stream_message(
+    client: aiosmtplib.SMTP, sender: str, recipients: list[str], path: Path, timeout: float
+) -> None:
+    await client.mail(sender)
+    refused: list[aiosmtplib.SMTPRecipientRefused] = []
+    for recipient in recipients:
+        try:
+            await client.rcpt(recipient)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            refused.append(exc)
+    if len(refused) == len(recipients):
+        raise aiosmtplib.SMTPRecipientsRefused(refused)
+    start = await client.execute_command(b"DATA")
+    if start.code != 354:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    protocol = client.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("connection lost")
+    with path.open("rb") as source:
+        while block := await asyncio.to_thread(source.read, STREAM_BLOCK):
+            protocol.write(block)
+            # Wait while the transport's buffer is over its high-water mark (the relay reads slower).
+            await protocol._drain_helper()
+    protocol.write(b".\r\n")
+    done = await protocol.read_response(timeout=timeout)
+    if done.code != 250:
+        raise aiosmtplib.SMTPDataError(done.code, done.message)

@@ -96,6 +96,13 @@ async def test_every_destination_kind_is_refused_before_reaching_loopback(
     assert recorder.connections == []
 
 
+def test_each_open_switch_is_a_warning_at_start(worker, strict_worker):
+    said = [line for line in worker.log.read_text().splitlines() if "network policy loosened" in line]
+    assert len(said) == 3 and all('"level":"warning"' in line for line in said)
+    strict = [line for line in strict_worker.log.read_text().splitlines() if "network policy loosened" in line]
+    assert len(strict) == 1 and "OUTBOUND_ALLOW_HTTP_HOOKS" in strict[0]  # the only switch on there
+
+
 async def test_a_redirect_to_the_metadata_address_is_not_followed(deployment, worker, destinations, recorder):
     """On the local-testing worker (private destinations allowed), so only the no-redirect rule stops it;
     the redirect points at the metadata address, and a second hook at the loopback listener."""

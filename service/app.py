@@ -63,6 +63,8 @@ recipes_topic = topic("recipes")
 orders_topic = topic("orders")
 integrations_topic = topic("integrations")
 triggers_topic = topic("triggers")
+recipe_events_topic = topic("recipe-events")
+order_events_topic = topic("order-events")
 order_links_topic = topic("order-links")
 order_index_topic = topic("order-index")
 deliveries_topic = topic("deliveries")
@@ -81,11 +83,11 @@ def table(name: str) -> Any:
     return app.Table(name, partitions=catalog[f"table:{name}"].partitions, schema=JSON_SCHEMA)
 
 
-# recipeId -> validated recipe event
+# recipeId -> validated recipe event (fed by recipe-events, never by the upstream topic)
 recipes_table = table("recipes")
 # recipeId -> order links that arrived before their recipe
 pending_links_table = table("pending-links")
-# orderId -> the order without personal data, and its latest event
+# orderId -> the order without personal data, and its latest event (fed by order-events)
 orders_table = table("orders")
 # "order:<orderId>" or "recipe:<recipeId>" -> "<recipeId>|<integrationId>" -> latest delivery status
 status_table = table("delivery-status")

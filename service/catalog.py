@@ -84,6 +84,16 @@ class TopicPlan:
     unchanged: list[str]
 
 
+def partition_change_refusal(current: int, wanted: int) -> str:
+    """Why `topics apply` never changes a partition count: a key's partition is hash(key) % count, so a
+    new count moves keys away from the table state and the co-partitioned topics that hold them."""
+    return (
+        f"partitions: cluster has {current}, catalog wants {wanted}; not changed: tables and co-partitioned "
+        "topics place every key by the partition count, so changing it strands their state "
+        "(re-partition by replaying into a new app id: README, Re-partitioning)"
+    )
+
+
 def plan_topics(catalog: Catalog, existing: dict[str, tuple[int, dict[str, str]]]) -> TopicPlan:
     """Compare the catalog with the cluster (`existing`: name -> (partitions, configs))."""
     create: list[TopicSpec] = []
@@ -96,9 +106,7 @@ def plan_topics(catalog: Catalog, existing: dict[str, tuple[int, dict[str, str]]
         partitions, configs = existing[spec.name]
         found = []
         if partitions != spec.partitions:
-            found.append(
-                TopicDifference(spec.name, f"partitions: cluster has {partitions}, catalog wants {spec.partitions}")
-            )
+            found.append(TopicDifference(spec.name, partition_change_refusal(partitions, spec.partitions)))
         for key, wanted in sorted(spec.configs.items()):
             actual = configs.get(key)
             if actual != wanted:

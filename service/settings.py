@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     # At stop, running deliveries get this long to finish; the rest are done again after restart.
     shutdown_grace_seconds: float = Field(20.0, ge=0)
 
+    # Order links waiting for their recipe: how long at most, and how often the limit is checked.
+    pending_link_ttl_seconds: float = Field(7 * 24 * 3600.0, gt=0)
+    pending_link_check_seconds: float = Field(600.0, gt=0)
+
     # Retries (seed: two retries after the first attempt)
     max_attempts: int = Field(3, ge=1, le=10)
     retry_delays_seconds: str = "30,120"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,17 +96,30 @@ class Deployment:
             raise AssertionError(f"outbound {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
 
-    async def produce(self, key: str, items: list[tuple[bytes | None, bytes | None]]) -> None:
+    async def produce(
+        self,
+        key: str,
+        items: list[tuple[bytes | None, bytes | None]],
+        partition_of: Callable[[bytes], int] | None = None,
+    ) -> None:
+        """Produce as a Java client would (murmur2), or to the partition `partition_of(key)` chooses."""
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
         await producer.start()
         try:
-            futures = [await producer.send(self.topic(key), key=k, value=v) for k, v in items]
+            futures = [
+                await producer.send(
+                    self.topic(key), key=k, value=v, partition=partition_of(k) if partition_of and k else None
+                )
+                for k, v in items
+            ]
             await asyncio.gather(*futures)
         finally:
             await producer.stop()
 
-    async def produce_json(self, key: str, docs: list[dict[str, Any]], id_field: str) -> None:
-        await self.produce(key, [(str(d[id_field]).encode(), orjson.dumps(d)) for d in docs])
+    async def produce_json(
+        self, key: str, docs: list[dict[str, Any]], id_field: str, partition_of: Callable[[bytes], int] | None = None
+    ) -> None:
+        await self.produce(key, [(str(d[id_field]).encode(), orjson.dumps(d)) for d in docs], partition_of)
 
     async def read(self, key: str) -> list[ConsumerRecord[bytes, bytes]]:
         """Everything on the topic right now, from the beginning of every partition."""
@@ -285,8 +299,18 @@ def keys_in_one_partition(count: int, partitions: int = 6, prefix: str = "o") ->
     keys: list[str] = []
     while len(keys) < count:
         key = unique(prefix)
-        partition = (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+        partition = murmur2_partition(key.encode(), partitions)
         target = partition if target is None else target
         if partition == target:
             keys.append(key)
     return keys
+
+
+def crc32_partition(partitions: int = 6) -> Callable[[bytes], int]:
+    """librdkafka's default (`consistent_random`): CRC32 of the key, as confluent-kafka, Go and Node
+    producers place messages unless told otherwise."""
+    return lambda key: zlib.crc32(key) % partitions
+
+
+def murmur2_partition(key: bytes, partitions: int = 6) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -27,6 +27,23 @@ def order_links(order: OrderEvent) -> list[OrderLink]:
     return list(seen.values())
 
 
+def accepted_order(order: OrderEvent) -> dict[str, Any]:
+    """What goes on order-events: the fields the service uses, nothing else. Personal data and
+    unknown fields stay on the upstream topic, so they are never copied into the service's own."""
+    return {
+        "type": order.type,
+        "eventId": order.eventId,
+        "occurredAt": order.occurredAt.isoformat(),
+        "tenant": order.tenant,
+        "orderId": order.orderId,
+        "orderNumber": order.orderNumber,
+        "lineItems": [
+            {"itemId": i.itemId, "recipeId": i.recipeId, "itemQuantity": i.itemQuantity, "sku": i.sku}
+            for i in order.lineItems
+        ],
+    }
+
+
 def order_number_key(tenant: str, order_number: str) -> str:
     return f"{tenant}/{order_number}"
 

@@ -99,6 +99,15 @@ def header(headers: Mapping[str, bytes] | Sequence[tuple[str, bytes]] | None, na
     return None
 
 
+def replay_marks(
+    headers: Mapping[str, bytes] | Sequence[tuple[str, bytes]] | None,
+) -> list[tuple[str, bytes]] | None:
+    """The replay headers of an input message, to go with it onto the internal topic it is re-published
+    to (None when it is no replay)."""
+    replay = header(headers, REPLAY_HEADER)
+    return replay_headers(replay, header(headers, REPLAY_INTEGRATION_HEADER)) if replay else None
+
+
 def replay_headers(replay_id: str, integration_id: str | None) -> list[tuple[str, bytes]]:
     headers = [(REPLAY_HEADER, replay_id.encode())]
     if integration_id:

@@ -1,4 +1,5 @@
-"""Agents at the entrances: validate every input message, keep state, and pass orders on as links."""
+"""Agents at the entrances: validate every input message and re-publish it keyed by the service; keep
+the orders table and pass orders on as links."""
 
 from __future__ import annotations
 
@@ -10,32 +11,63 @@ from faust.types import StreamT
 from service.app import (
     app,
     integrations_topic,
+    order_events_topic,
     order_index_topic,
     order_links_topic,
     orders_table,
     orders_topic,
+    recipe_events_topic,
+    recipes_topic,
     triggers_topic,
 )
-from service.planning.links import order_links, order_number_key, order_summary, trigger_links
-from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header
+from service.contracts import OrderEvent
+from service.planning.links import accepted_order, order_links, order_number_key, order_summary, trigger_links
+from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header, replay_marks
 from service.streams.configs import order_numbers_view, order_views_ready, stored_integration
 from service.streams.publish import publish
 from service.streams.rejects import accepted, handle_each, reject
 from service.streams.status import plan_trigger
-from service.validation import ORDER, TRIGGER, Rejected
+from service.validation import ORDER, RECIPE, TRIGGER, Rejected
 
 log = logging.getLogger(__name__)
 
 
+@app.agent(recipes_topic)
+async def ingest_recipes(stream: StreamT[Any]) -> None:
+    await handle_each(stream, handle_recipe_event)
+
+
+async def handle_recipe_event(event: Any) -> None:
+    """Validate, then re-publish keyed by the service itself: the join's tables are partitioned by one
+    partitioner whatever the upstream producer used (librdkafka's default is CRC32, not murmur2)."""
+    recipe = await accepted(RECIPE, event)
+    if recipe is None:
+        return
+    await publish(
+        recipe_events_topic, [(recipe.recipeId, recipe.model_dump(mode="json"))], headers=replay_marks(event.headers)
+    )
+
+
 @app.agent(orders_topic)
 async def ingest_orders(stream: StreamT[Any]) -> None:
+    await handle_each(stream, handle_order_event)
+
+
+async def handle_order_event(event: Any) -> None:
+    """Validate, then re-publish keyed by the service itself, without personal data."""
+    order = await accepted(ORDER, event)
+    if order is None:
+        return
+    await publish(order_events_topic, [(order.orderId, accepted_order(order))], headers=replay_marks(event.headers))
+
+
+@app.agent(order_events_topic)
+async def keep_orders(stream: StreamT[Any]) -> None:
     await handle_each(stream, handle_order)
 
 
 async def handle_order(event: Any) -> None:
-    order = await accepted(ORDER, event)
-    if order is None:
-        return
+    order = OrderEvent.model_validate_json(event.value)
     replay = header(event.headers, REPLAY_HEADER)
     stored = orders_table.get(order.orderId)
     # A replayed event is history: it must not take the place of the order's latest event.

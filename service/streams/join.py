@@ -1,7 +1,8 @@
 """The join: recipes meet the order links that point at them, in one agent per partition.
 
-Recipes and order links are both keyed by recipeId and have the same partition count, so a recipe
-and its links always land in the same partition of this single agent. Processing them in one
+Accepted recipes (recipe-events) and order links are both produced by the service, keyed by recipeId,
+with the same partition count, so a recipe and its links always land in the same partition of this
+single agent, whatever partitioner the upstream producers used. Processing them in one
 stream (not two agents) means a link can never slip between "recipe missing" and "recipe stored".
 """
 
@@ -11,28 +12,41 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from faust.types import StreamT
 
 from service.app import (
     app,
     catalog,
     deliveries_topic,
+    order_links_topic,
     pending_links_table,
     recipes_table,
+    settings,
 )
 from service.contracts import DeliveryCommand, OrderLink, RecipeEvent
 from service.planning.commands import delivery_key, link_commands, recipe_commands
+from service.planning.pending import (
+    EXPIRED,
+    SWEEP,
+    entry_link,
+    expired_commands,
+    is_expired,
+    split_expired,
+    waiting_entry,
+)
 from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header
 from service.planning.routing import route
 from service.streams.configs import all_integrations
+from service.streams.deliver import record
+from service.streams.outcomes import after_failure
 from service.streams.publish import publish
-from service.streams.rejects import accepted, handle_each
-from service.validation import RECIPE
+from service.streams.rejects import handle_each
 
 log = logging.getLogger(__name__)
 
 join_topic = app.topic(
-    catalog["recipes"].name, catalog["order-links"].name, key_serializer="raw", value_serializer="raw"
+    catalog["recipe-events"].name, catalog["order-links"].name, key_serializer="raw", value_serializer="raw"
 )
 
 
@@ -42,23 +56,21 @@ async def join_recipes_and_orders(stream: StreamT[Any]) -> None:
 
 
 async def handle_joined(event: Any) -> None:
-    if event.message.topic == catalog["recipes"].name:
+    if event.message.topic == catalog["recipe-events"].name:
         await handle_recipe(event)
     else:
         await handle_link(event)
 
 
 async def handle_recipe(event: Any) -> None:
-    recipe = await accepted(RECIPE, event)
-    if recipe is None:
-        return
+    recipe = RecipeEvent.model_validate_json(event.value)  # validated by ingest before it was re-published
     recipes_table[recipe.recipeId] = recipe.model_dump(mode="json")
     now = datetime.now(UTC)
     integrations = await all_integrations()
     replay = header(event.headers, REPLAY_HEADER)
     only = header(event.headers, REPLAY_INTEGRATION_HEADER) if replay else None
     commands = recipe_commands(recipe, route(recipe.type, recipe.tenant, integrations, only=only), now, replay=replay)
-    waiting = [OrderLink.model_validate(doc) for doc in pending_links_table.get(recipe.recipeId) or []]
+    waiting = [entry_link(doc) for doc in pending_links_table.get(recipe.recipeId) or []]
     for link in waiting:
         commands += commands_for_link(link, recipe, integrations, now)
     await publish(deliveries_topic, [(delivery_key(c), c) for c in commands])
@@ -88,12 +100,16 @@ def commands_for_link(
 
 
 async def handle_link(event: Any) -> None:
-    link = OrderLink.model_validate_json(event.value)
+    doc = orjson.loads(event.value)
+    if isinstance(doc, dict) and doc.get(SWEEP):
+        await expire_waiting_links(str(doc["recipeId"]))
+        return
+    link = OrderLink.model_validate(doc)
     stored = recipes_table.get(link.recipeId)
     if stored is None:
         pending_links_table[link.recipeId] = [
             *(pending_links_table.get(link.recipeId) or []),
-            link.model_dump(mode="json"),
+            waiting_entry(link, datetime.now(UTC)),
         ]
         log.info("order link waits for its recipe", extra={"orderId": link.orderId, "recipeId": link.recipeId})
         return
@@ -103,3 +119,37 @@ async def handle_link(event: Any) -> None:
         "order link joined",
         extra={"orderId": link.orderId, "recipeId": link.recipeId, "deliveries": len(commands)},
     )
+
+
+async def expire_waiting_links(recipe_id: str) -> None:
+    """Links that waited longer than the limit fail for good, each with its failure notification."""
+    now = datetime.now(UTC)
+    expired, kept = split_expired(pending_links_table.get(recipe_id) or [], now, settings.pending_link_ttl_seconds)
+    if not expired:
+        return
+    integrations = await all_integrations()
+    for link in expired:
+        for integration in route(link.eventType, link.tenant, integrations, only=link.integrationId):
+            [command] = expired_commands(link, [integration], now)
+            final = await after_failure(command, integration, EXPIRED, permanent=True, retry_after=None)
+            await record(command, now, outcome="failed", error=EXPIRED, final=final)
+        log.warning(
+            "order link expired: its recipe never arrived", extra={"orderId": link.orderId, "recipeId": recipe_id}
+        )
+    if kept:
+        pending_links_table[recipe_id] = kept
+    else:
+        del pending_links_table[recipe_id]
+
+
+@app.timer(interval=settings.pending_link_check_seconds)
+async def sweep_waiting_links() -> None:
+    """Each worker looks at the waiting links of its own partitions and asks the join (in the right
+    partition, where the table may be changed) to expire what waited too long."""
+    now = datetime.now(UTC)
+    due = [
+        recipe_id
+        for recipe_id, entries in list(pending_links_table.items())
+        if any(is_expired(e, now, settings.pending_link_ttl_seconds) for e in entries or [])
+    ]
+    await publish(order_links_topic, [(recipe_id, {SWEEP: True, "recipeId": recipe_id}) for recipe_id in due])

@@ -26,9 +26,13 @@ def _log_broker_trouble(state: RetryCallState) -> None:
     log.warning("the broker refused a send; sending again", extra={"error": type(failed).__name__})
 
 
-async def publish(topic: Any, items: Iterable[tuple[str | bytes | None, BaseModel | dict[str, Any] | None]]) -> None:
-    """Send every (key, value) and return once all are acknowledged; None is a tombstone. Broker
-    trouble is waited out (the caller's message stays unacknowledged meanwhile), never dropped."""
+async def publish(
+    topic: Any,
+    items: Iterable[tuple[str | bytes | None, BaseModel | dict[str, Any] | None]],
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """Send every (key, value), with `headers` on each, and return once all are acknowledged; None is
+    a tombstone. Broker trouble is waited out (the caller's message stays unacknowledged meanwhile)."""
     encoded = [(key.encode() if isinstance(key, str) else key, _encode(value)) for key, value in items]
     if not encoded:
         return
@@ -39,7 +43,7 @@ async def publish(topic: Any, items: Iterable[tuple[str | bytes | None, BaseMode
         reraise=True,
     ):
         with try_:
-            futures = [await topic.send(key=key, value=value) for key, value in encoded]
+            futures = [await topic.send(key=key, value=value, headers=headers) for key, value in encoded]
             await asyncio.gather(*futures)
 
 

@@ -5,7 +5,7 @@ that Faust's router, which hashes a table key with the producer's partitioner, f
 that owns the row: `order-view` is keyed like delivery-results (orderId, or recipeId for the raw
 feed), `tenant-activity` by tenant.
 
-    orders ──► track_orders ──► order-activity (re-keyed by the service: upstream may partition otherwise)
+    order-events ──► track_orders ──► order-activity (keyed like delivery-results)
     deliveries, delivery-results, order-activity ──► keep_order_views ──► order-view table
                                                    └─ an order's line changed ──► tenant-activity ──► tenant table
 """
@@ -21,7 +21,7 @@ import faust
 import orjson
 from faust.types import StreamT
 
-from service.app import app, catalog, orders_topic, pending_links_table, settings, topic
+from service.app import app, catalog, order_events_topic, pending_links_table, topic
 from service.contracts import OrderEvent, OrderLink, Trigger
 from service.planning.links import order_summary
 from service.planning.order_view import (
@@ -39,7 +39,6 @@ from service.planning.routing import route
 from service.streams.configs import all_integrations
 from service.streams.publish import publish
 from service.streams.rejects import handle_each
-from service.validation import ORDER, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +66,14 @@ order_view_table = raw_keyed_table("order-view")
 tenant_table = raw_keyed_table("tenant-activity")
 
 
-@app.agent(orders_topic)
+@app.agent(order_events_topic)
 async def track_orders(stream: StreamT[Any]) -> None:
     await handle_each(stream, track_order)
 
 
 async def track_order(event: Any) -> None:
-    """Re-key an accepted order's summary for the view; refused orders are reported by ingest."""
-    order = parse_event(
-        ORDER, event.key, event.value, schemas_dir=settings.schemas_dir, max_bytes=settings.max_event_bytes
-    )
-    if not isinstance(order, OrderEvent):
-        return
+    """Re-key an accepted order's summary for the view (order-events carries only accepted orders)."""
+    order = OrderEvent.model_validate_json(event.value)
     ref = {"orderId": order.orderId, "orderNumber": order.orderNumber, "tenant": order.tenant}
     await publish(
         order_activity_topic,

@@ -54,3 +54,13 @@ def test_table_changelogs_are_declared_with_their_source_partitions():
     assert status.name == "p.app-delivery-status-changelog" and status.configs == {"cleanup.policy": "compact"}
     assert status.partitions == c["delivery-results"].partitions
     assert c["table:pending-links"].partitions == c["order-links"].partitions
+
+
+def test_a_different_partition_count_is_reported_with_why_it_is_not_changed():
+    catalog = load_catalog(Settings().topic_catalog, "", 1, "app")
+    existing = {t.name: (t.partitions, dict(t.configs)) for t in catalog}
+    existing["orders"] = (12, existing["orders"][1])
+    plan = plan_topics(catalog, existing)
+    [difference] = plan.differences
+    assert difference.topic == "orders" and "cluster has 12, catalog wants 6" in difference.what
+    assert "strands" in difference.what and "new app id" in difference.what and plan.create == []

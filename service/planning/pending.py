@@ -1,0 +1,64 @@
+"""Order links waiting for their recipe: how they are kept, and when they stop waiting.
+
+An order may arrive before its recipe, but not wait forever: after `pending_link_ttl_seconds` its
+links expire, and each integration that would have received it gets a failed result ("expired:
+the recipe never arrived") and its failure notification. Every order's files arrive, or someone is
+told.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from service.contracts import DeliveryCommand, Integration, OrderLink
+from service.planning.commands import delivery_id
+
+EXPIRED = "expired: the recipe never arrived"
+SWEEP = "sweep"  # the marker of a sweep request on order-links (not a link)
+
+
+def waiting_entry(link: OrderLink, now: datetime) -> dict[str, Any]:
+    return {**link.model_dump(mode="json"), "waitingSince": now.isoformat()}
+
+
+def entry_link(entry: dict[str, Any]) -> OrderLink:
+    return OrderLink.model_validate({k: v for k, v in entry.items() if k != "waitingSince"})
+
+
+def is_expired(entry: dict[str, Any], now: datetime, ttl_seconds: float) -> bool:
+    since = entry.get("waitingSince")
+    # Entries from before waiting had a start are treated as starting now: they get a whole period.
+    return since is not None and datetime.fromisoformat(since) + timedelta(seconds=ttl_seconds) <= now
+
+
+def split_expired(
+    entries: list[dict[str, Any]], now: datetime, ttl_seconds: float
+) -> tuple[list[OrderLink], list[dict[str, Any]]]:
+    """(links that expired, entries still waiting)."""
+    expired = [entry_link(e) for e in entries if is_expired(e, now, ttl_seconds)]
+    kept = [e for e in entries if not is_expired(e, now, ttl_seconds)]
+    return expired, kept
+
+
+def expired_commands(link: OrderLink, integrations: list[Integration], now: datetime) -> list[DeliveryCommand]:
+    """The deliveries an expired link would have caused, as failed commands (no files: there is no
+    recipe to name them from), for the failure path and its notifications."""
+    return [
+        DeliveryCommand(
+            deliveryId=delivery_id(link.eventId, link.recipeId, integration.id),
+            integrationId=integration.id,
+            integrationType=integration.type,
+            tenant=link.tenant,
+            eventType=link.eventType,
+            eventId=link.eventId,
+            recipeId=link.recipeId,
+            orderId=link.orderId,
+            orderNumber=link.orderNumber,
+            files=[],
+            manual=link.manual,
+            occurredAt=link.occurredAt,
+            createdAt=now,
+        )
+        for integration in integrations
+    ]

@@ -1,0 +1,60 @@
+"""Upstream teams may produce with any client: librdkafka-based ones place keys by CRC32, not murmur2.
+The service's tables must never depend on that."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import (
+    configure,
+    crc32_partition,
+    hook_integration,
+    murmur2_partition,
+    order_event,
+    recipe_event,
+    unique,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def placed_apart(prefix: str) -> str:
+    """A key that CRC32 and murmur2 put in different partitions."""
+    while True:
+        key = unique(prefix)
+        if crc32_partition()(key.encode()) != murmur2_partition(key.encode()):
+            return key
+
+
+async def test_a_crc32_producer_s_events_join_deliver_and_cancel(deployment, worker, destinations):
+    tenant = unique("crc")
+    crc32 = crc32_partition()
+    # The first attempt meets a busy hook: a retry waits while the order is cancelled.
+    destinations.http.hook_statuses[tenant] = [(503, {"Retry-After": "6"}, 0.0)]
+    hook = hook_integration(destinations, tenant, events=("order.created", "order.cancelled"))
+    await configure(deployment, [worker], hook)
+    recipe = recipe_event(tenant, recipe_id=placed_apart("r-"))
+    order = order_event(tenant, [recipe["recipeId"]], orderId=placed_apart("o"))
+    await deployment.produce_json("recipes", [recipe], "recipeId", crc32)
+    await deployment.produce_json("orders", [order], "orderId", crc32)
+    await deployment.wait_json("deliveries-retry", lambda d: d["tenant"] == tenant, 1)
+    same = {"orderId": order["orderId"], "orderNumber": order["orderNumber"]}
+    cancelled = order_event(tenant, [recipe["recipeId"]], "order.cancelled", **same)
+    await deployment.produce_json("orders", [cancelled], "orderId", crc32)
+    results = await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 3)
+    outcomes = {(r["eventType"], r["attempt"]): r["outcome"] for r in results}
+    assert outcomes == {
+        ("order.created", 1): "failed",
+        ("order.cancelled", 1): "delivered",
+        ("order.created", 2): "superseded",  # the retry saw the cancellation
+    }
+    # An operator's trigger finds the order and sends its latest state: the cancellation.
+    deployment.cli("trigger", "--tenant", tenant, "--order-id", order["orderId"], "--mode", "all")
+    [manual] = await deployment.wait_json(
+        "delivery-results",
+        lambda d: d["tenant"] == tenant and d["deliveryId"] not in {r["deliveryId"] for r in results},
+        1,
+    )
+    assert manual["eventType"] == "order.cancelled" and manual["outcome"] == "delivered"
+    invalid = await deployment.read_json("invalid-events", lambda d: tenant in str(d.get("reasons")))
+    assert invalid == []

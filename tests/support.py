@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aioboto3
 import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -234,15 +235,7 @@ async def configure(deployment: Deployment, workers: list[Worker], doc: dict[str
 
 
 def local_integration(tenant: str, events: list[str], **fields: Any) -> dict[str, Any]:
-    return {
-        "id": unique(f"{tenant}-local-"),
-        "tenant": tenant,
-        "type": "local",
-        "enabled": True,
-        "events": events,
-        "settings": {"directory": tenant},
-        **fields,
-    }
+    return integration(tenant, "local", {"directory": tenant}, events, **fields)
 
 
 def recipe_event(tenant: str, recipe_id: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -279,18 +272,13 @@ def recipe_with_assets(destinations, tenant, **fields):
 
 def hook_integration(destinations, tenant, events=("order.created",), **fields):
     """A catch-hook integration posting to the test hook named after the tenant."""
-    return {
-        "id": unique(f"{tenant}-hook-"),
-        "tenant": tenant,
-        "type": "zapier",
+    fields = {
         "description": "Production hook",
-        "enabled": True,
-        "events": list(events),
         "successNotificationList": f"ok-{tenant}@ops.example",
         "failureNotificationList": f"alerts-{tenant}@ops.example",
-        "settings": {"hook-url": f"{destinations.http.base}/hook/{tenant}"},
         **fields,
     }
+    return integration(tenant, "zapier", {"hook-url": f"{destinations.http.base}/hook/{tenant}"}, events, **fields)
 
 
 def keys_in_one_partition(count: int, partitions: int = 6, prefix: str = "o") -> list[str]:
@@ -314,3 +302,73 @@ def crc32_partition(partitions: int = 6) -> Callable[[bytes], int]:
 
 def murmur2_partition(key: bytes, partitions: int = 6) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def integration(tenant, type_, settings, events=("order.created",), **fields):
+    return {
+        "id": unique(f"{tenant}-{type_}-"),
+        "tenant": tenant,
+        "type": type_,
+        "enabled": True,
+        "events": list(events),
+        "settings": settings,
+        **fields,
+    }
+
+
+def sftp_settings(destinations, directory):
+    sftp = destinations.sftp
+    return {
+        "host": "127.0.0.1",
+        "port": sftp.port,
+        "username": sftp.username,
+        "password-secure": sftp.password,
+        "host-key": sftp.host_key,
+        "directory": directory,
+    }
+
+
+def s3_settings(destinations, bucket, **extra):
+    return {
+        "bucket": bucket,
+        "access-key-secret": "test",
+        "secret-key-secret": "test",
+        "endpoint-url": destinations.s3_endpoint,
+        **extra,
+    }
+
+
+def s3_client(destinations):
+    session = aioboto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    return session.client("s3", endpoint_url=destinations.s3_endpoint)
+
+
+async def make_bucket(destinations, bucket):
+    async with s3_client(destinations) as s3:
+        await s3.create_bucket(Bucket=bucket)
+
+
+def malformed(kind: str, doc: dict, i: int) -> tuple[bytes | None, bytes]:
+    """Ten ways for an upstream producer to get it wrong."""
+    key_field = "recipeId" if kind == "recipe" else "orderId"
+    key = str(doc[key_field]).encode()
+    variant = i % 10
+    if variant == 0:
+        return key, b"{ this is not json"
+    if variant == 1:
+        return key, b"\xff\xfe" + orjson.dumps(doc)
+    if variant == 2:
+        return key, orjson.dumps({**doc, "type": f"{kind}.exploded"})
+    if variant == 3:
+        return b"another-key", orjson.dumps(doc)
+    if variant == 4:
+        return key, orjson.dumps({k: v for k, v in doc.items() if k != "tenant"})
+    if variant == 5:
+        return key, orjson.dumps({**doc, "padding": "x" * 300_000})
+    if variant == 6:
+        return key, orjson.dumps([doc])
+    if variant == 7:
+        return None, orjson.dumps(doc)
+    if variant == 8:
+        return key, orjson.dumps({**doc, "occurredAt": "yesterday"})
+    return key, orjson.dumps({**doc, "eventId": 42})

@@ -19,9 +19,11 @@ from tests.support import (
     Worker,
     configure,
     hook_integration,
+    integration,
     order_event,
     recipe_event,
     recipe_with_assets,
+    sftp_settings,
     unique,
     wait_for,
 )
@@ -133,24 +135,11 @@ async def test_a_secret_no_key_opens_yet_is_retried_until_the_key_arrives(kafka,
     # The integration was sealed with the deployment's key; this worker has only a newer one so far.
     worker = await Worker(deployment, "old", OUTBOUND_SECRET_KEYS=new_key).start().ready()
     sftp = destinations.sftp
-    integration = {
-        "id": unique(f"{tenant}-sftp-"),
-        "tenant": tenant,
-        "type": "sftp",
-        "enabled": True,
-        "events": ["order.created"],
-        "failureNotificationList": f"alerts-{tenant}@ops.example",
-        "settings": {
-            "host": "127.0.0.1",
-            "port": sftp.port,
-            "username": sftp.username,
-            "password-secure": sftp.password,
-            "host-key": sftp.host_key,
-            "directory": tenant,
-        },
-    }
+    config = integration(
+        tenant, "sftp", sftp_settings(destinations, tenant), failureNotificationList=f"alerts-{tenant}@ops.example"
+    )
     try:
-        await configure(deployment, [worker], integration)
+        await configure(deployment, [worker], config)
         recipe, _ = recipe_with_assets(destinations, tenant)
         await deployment.produce_json("recipes", [recipe], "recipeId")
         await deployment.produce_json("orders", [order_event(tenant, [recipe["recipeId"]])], "orderId")
@@ -174,23 +163,9 @@ async def test_an_sftp_upload_that_arrives_short_never_takes_the_final_name(depl
     tenant = unique("short")
     sftp = destinations.sftp
     ShortWritingSftpServer.short_writes.add(tenant)
-    integration = {
-        "id": unique(f"{tenant}-sftp-"),
-        "tenant": tenant,
-        "type": "sftp",
-        "enabled": True,
-        "events": ["order.created"],
-        "settings": {
-            "host": "127.0.0.1",
-            "port": sftp.port,
-            "username": sftp.username,
-            "password-secure": sftp.password,
-            "host-key": sftp.host_key,
-            "directory": tenant,
-        },
-    }
+    config = integration(tenant, "sftp", sftp_settings(destinations, tenant))
     try:
-        await configure(deployment, [worker], integration)
+        await configure(deployment, [worker], config)
         recipe, _ = recipe_with_assets(destinations, tenant)
         await deployment.produce_json("recipes", [recipe], "recipeId")
         await deployment.produce_json("orders", [order_event(tenant, [recipe["recipeId"]])], "orderId")

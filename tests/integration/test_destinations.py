@@ -6,7 +6,6 @@ import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import aioboto3
 import asyncssh
 import orjson
 import psutil
@@ -16,50 +15,23 @@ from azure.storage.blob.aio import BlobServiceClient
 from standardwebhooks.webhooks import Webhook
 
 from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY, pattern_bytes
-from tests.support import configure, order_event, recipe_event, recipe_with_assets, unique, wait_for
+from tests.support import (
+    configure,
+    integration,
+    make_bucket,
+    order_event,
+    recipe_event,
+    recipe_with_assets,
+    s3_client,
+    s3_settings,
+    sftp_settings,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
 SIGNING_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-
-
-def integration(tenant, type_, settings, events=("order.created",), **fields):
-    return {
-        "id": unique(f"{tenant}-{type_}-"),
-        "tenant": tenant,
-        "type": type_,
-        "enabled": True,
-        "events": list(events),
-        "settings": settings,
-        **fields,
-    }
-
-
-def sftp_settings(destinations, directory):
-    sftp = destinations.sftp
-    return {
-        "host": "127.0.0.1",
-        "port": sftp.port,
-        "username": sftp.username,
-        "password-secure": sftp.password,
-        "host-key": sftp.host_key,
-        "directory": directory,
-    }
-
-
-def s3_settings(destinations, bucket, **extra):
-    return {
-        "bucket": bucket,
-        "access-key-secret": "test",
-        "secret-key-secret": "test",
-        "endpoint-url": destinations.s3_endpoint,
-        **extra,
-    }
-
-
-def s3_client(destinations):
-    session = aioboto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
-    return session.client("s3", endpoint_url=destinations.s3_endpoint)
 
 
 def order_name(order, recipe, name, ext):
@@ -74,11 +46,6 @@ async def s3_objects(destinations, bucket):
             obj = await s3.get_object(Bucket=bucket, Key=item["Key"])
             found[item["Key"]] = (await obj["Body"].read(), obj["ContentType"])
         return found
-
-
-async def make_bucket(destinations, bucket):
-    async with s3_client(destinations) as s3:
-        await s3.create_bucket(Bucket=bucket)
 
 
 def account_connection(destinations):

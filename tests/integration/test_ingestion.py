@@ -14,6 +14,7 @@ from tests.support import (
     configure,
     example,
     local_integration,
+    malformed,
     order_event,
     put_integration,
     recipe_event,
@@ -21,32 +22,6 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def malformed(kind: str, doc: dict, i: int) -> tuple[bytes | None, bytes]:
-    """Ten ways for an upstream producer to get it wrong."""
-    key_field = "recipeId" if kind == "recipe" else "orderId"
-    key = str(doc[key_field]).encode()
-    variant = i % 10
-    if variant == 0:
-        return key, b"{ this is not json"
-    if variant == 1:
-        return key, b"\xff\xfe" + orjson.dumps(doc)
-    if variant == 2:
-        return key, orjson.dumps({**doc, "type": f"{kind}.exploded"})
-    if variant == 3:
-        return b"another-key", orjson.dumps(doc)
-    if variant == 4:
-        return key, orjson.dumps({k: v for k, v in doc.items() if k != "tenant"})
-    if variant == 5:
-        return key, orjson.dumps({**doc, "padding": "x" * 300_000})
-    if variant == 6:
-        return key, orjson.dumps([doc])
-    if variant == 7:
-        return None, orjson.dumps(doc)
-    if variant == 8:
-        return key, orjson.dumps({**doc, "occurredAt": "yesterday"})
-    return key, orjson.dumps({**doc, "eventId": 42})
 
 
 async def test_a_thousand_events_with_a_tenth_malformed_are_all_accounted_for(deployment, worker):

@@ -89,5 +89,3 @@ recipes_table = table("recipes")
 pending_links_table = table("pending-links")
 # orderId -> the order without personal data, and its latest event (fed by order-events)
 orders_table = table("orders")
-# "order:<orderId>" or "recipe:<recipeId>" -> "<recipeId>|<integrationId>" -> latest delivery status
-status_table = table("delivery-status")

@@ -50,9 +50,9 @@ def test_plan_of_an_applied_catalog_is_empty():
 
 def test_table_changelogs_are_declared_with_their_source_partitions():
     c = load_catalog(Settings().topic_catalog, "p.", 1, app_id="p.app")
-    status = c["table:delivery-status"]
-    assert status.name == "p.app-delivery-status-changelog" and status.configs == {"cleanup.policy": "compact"}
-    assert status.partitions == c["delivery-results"].partitions
+    orders = c["table:orders"]
+    assert orders.name == "p.app-orders-changelog" and orders.configs == {"cleanup.policy": "compact"}
+    assert orders.partitions == c["order-events"].partitions
     assert c["table:pending-links"].partitions == c["order-links"].partitions
 
 

@@ -19,7 +19,6 @@ from service.planning.retry_policy import (
     parse_retry_after,
     superseded,
 )
-from service.planning.status import updated_status
 from tests.support import example
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -146,14 +145,6 @@ def test_notifications_name_the_order_and_every_error_and_skip_email_integration
     email = hook(type="email", settings={"to": "x@acme.example"})
     assert success_notification(command, email, result()) is None
     assert failure_notification(command, hook(failureNotificationList=""), "x") is None
-
-
-def test_status_keeps_each_integrations_latest_state():
-    status = updated_status(None, result("failed", 1, final=False, error="HTTP 500"))
-    status = updated_status(status, result("delivered", 3))
-    [entry] = status.values()
-    assert entry["status"] == "delivered after 3 attempts" and entry["lastError"] == "HTTP 500"
-    assert entry["attempts"] == 3
 
 
 async def test_private_and_unlisted_destinations_are_refused():

@@ -46,6 +46,7 @@ app = faust.App(
     autodiscover=False,
     # Deliveries can take minutes (a 200 MB upload): the consumer must not be evicted meanwhile.
     broker_max_poll_interval=1800.0,
+    broker_session_timeout=settings.broker_session_timeout_seconds,
     stream_wait_empty=False,
     # invalid-events carries refused input base64-encoded, a third larger than the input limit.
     producer_max_request_size=4 * 1024 * 1024,

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     broker_wait_seconds: float = 20.0
+    # How long the group waits for a worker that stopped heartbeating (killed, not stopped) before its
+    # partitions go to the others: the bound on how long a crash holds up its partitions.
+    broker_session_timeout_seconds: float = Field(60.0, ge=6.0, le=300.0)
     api_token: SecretStr = SecretStr("")  # operate scope (triggers), which includes read
     api_read_token: SecretStr = SecretStr("")  # read scope: look-ups only
     # The URL other workers reach this one at (table routing); empty: http://<web_host>:<web_port>.

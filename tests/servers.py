@@ -204,6 +204,7 @@ class SftpServer:
     username: str
     password: str
     server: Any
+    key: Any = None  # the host's private key, to start the same server again
 
 
 class ShortWritingSftpServer(asyncssh.SFTPServer):
@@ -224,9 +225,12 @@ class ShortWritingSftpServer(asyncssh.SFTPServer):
         return super().write(file_obj, offset, data)
 
 
-async def start_sftp() -> SftpServer:
-    root = Path(tempfile.mkdtemp(prefix="outbound-sftp-"))
-    key = asyncssh.generate_private_key("ssh-ed25519")
+async def start_sftp(
+    port: int | None = None, key: asyncssh.SSHKey | None = None, root: Path | None = None
+) -> SftpServer:
+    """A new SFTP server, or (given its port, key and root) the same server started again after a stop."""
+    root = root or Path(tempfile.mkdtemp(prefix="outbound-sftp-"))
+    key = key or asyncssh.generate_private_key("ssh-ed25519")
     username, password = "outbound", "sftp-test-password"
 
     class Server(asyncssh.SSHServer):
@@ -239,7 +243,7 @@ async def start_sftp() -> SftpServer:
         def validate_password(self, user: str, given: str) -> bool:
             return user == username and given == password
 
-    port = free_port()
+    port = port or free_port()
     server = await asyncssh.listen(
         "127.0.0.1",
         port,
@@ -247,9 +251,10 @@ async def start_sftp() -> SftpServer:
         server_factory=Server,
         sftp_factory=lambda chan: ShortWritingSftpServer(chan, chroot=str(root)),
         allow_scp=False,
+        reuse_address=True,
     )
     public = key.export_public_key("openssh").decode().strip()
-    return SftpServer(port, root, public, username, password, server)
+    return SftpServer(port, root, public, username, password, server, key)
 
 
 # ---------------------------------------------------------------- S3 (moto) and Azure (Azurite)
@@ -352,6 +357,8 @@ class Destinations:
             "OUTBOUND_SMTP_PORT": str(self.smtp.port),
             "OUTBOUND_SMTP_FROM": "outbound@test.example",
             "OUTBOUND_RETRY_DELAYS_SECONDS": "2,3",
+            # A killed worker's partitions move on after 10 s instead of a minute.
+            "OUTBOUND_BROKER_SESSION_TIMEOUT_SECONDS": "10",
         }
 
 

@@ -48,8 +48,11 @@ def unique(prefix: str = "") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
-async def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    """Poll `condition` (sync or async) until it returns something truthy, or fail at the deadline."""
+async def wait_for(
+    condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition", every: float = 0.1
+) -> Any:
+    """Poll `condition` (sync or async) every `every` seconds until it returns something truthy, or fail
+    at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
@@ -59,7 +62,7 @@ async def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: st
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(every)
 
 
 @dataclass
@@ -317,7 +320,8 @@ def integration(tenant, type_, settings, events=("order.created",), **fields):
 
 
 def sftp_settings(destinations, directory):
-    sftp = destinations.sftp
+    """Settings for the session's SFTP server, or for the SftpServer given instead."""
+    sftp = getattr(destinations, "sftp", destinations)
     return {
         "host": "127.0.0.1",
         "port": sftp.port,

@@ -51,6 +51,8 @@ app = faust.App(
     # invalid-events carries refused input base64-encoded, a third larger than the input limit.
     producer_max_request_size=4 * 1024 * 1024,
     logging_config=logging_config(settings.log_level),
+    # Faust's worker without the terminal spinner, which kept the root logger at DEBUG (service/worker.py).
+    Worker="service.worker:Worker",
 )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+
+import faust
 
 # Faust's --loglevel accepts CRIT, ERROR, WARN, INFO and DEBUG only: "warning" would stop the worker at start.
 FAUST_LOGLEVELS = {"debug": "debug", "info": "info", "warning": "warn", "error": "error"}
@@ -10,6 +13,18 @@ FAUST_LOGLEVELS = {"debug": "debug", "info": "info", "warning": "warn", "error":
 
 def faust_loglevel(level: str) -> str:
     return FAUST_LOGLEVELS.get(level.lower(), level)
+
+
+class Worker(faust.Worker):
+    """Faust's worker without its terminal progress spinner.
+
+    At WARN and above Faust drives a spinner from the root logger: it sets the root logger to DEBUG for
+    the worker's whole life and adds a handler that spins for every record, so every debug record of
+    every library was built and then dropped (a seventh of a recovering worker's time, and spinner
+    characters among the JSON lines on stdout). Without it the root logger keeps the configured level."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
 
 
 def run_worker(loglevel: str) -> None:

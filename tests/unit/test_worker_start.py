@@ -15,3 +15,19 @@ def test_every_documented_log_level_is_one_faust_accepts():
     assert set(levels) == {"debug", "info", "warning", "error"}
     for level in levels:
         assert faust_loglevel(level).upper() in LOGLEVELS, level
+
+
+def test_the_worker_leaves_the_root_logger_at_the_configured_level():
+    import logging
+
+    from service.app import app
+    from service.worker import Worker
+
+    assert app.conf.Worker is Worker
+    worker = Worker.__new__(Worker)  # only the logging hook is exercised
+    worker.spinner = object()
+    logger = logging.getLogger("outbound-test-root")
+    logger.setLevel(logging.WARNING)
+    worker.on_setup_root_logger(logger, logging.WARNING)
+    assert worker.spinner is None
+    assert logger.level == logging.WARNING and not logger.handlers

@@ -41,8 +41,10 @@ def event_type(body: bytes) -> str:
 
 async def test_an_orders_events_reach_a_hook_in_order_and_the_cancellation_last(deployment, worker, destinations):
     tenant = unique("seq")
-    # The "created" answer is slow: were the three sent side by side, the cancellation would finish first.
-    destinations.http.hook_responders[tenant] = lambda headers, seen: (200, {}, 3.0) if seen == 0 else 200
+    # The first request (the "created" one) is answered slowly: were the three sent side by side, the
+    # cancellation would be answered first and "created" last.
+    requests = iter(range(1_000_000))
+    destinations.http.hook_responders[tenant] = lambda headers, seen: (200, {}, 3.0) if next(requests) == 0 else 200
     events = ("order.created", "order.updated", "order.cancelled")
     await configure(deployment, [worker], hook_integration(destinations, tenant, events=events))
     recipe = recipe_event(tenant)

@@ -27,6 +27,14 @@ def order_links(order: OrderEvent) -> list[OrderLink]:
     return list(seen.values())
 
 
+def line_items(order: OrderEvent) -> list[dict[str, Any]]:
+    """An order's lines as the service keeps them (the platform's association fields and the SKU)."""
+    return [
+        {"itemId": i.itemId, "recipeId": i.recipeId, "itemQuantity": i.itemQuantity, "sku": i.sku}
+        for i in order.lineItems
+    ]
+
+
 def accepted_order(order: OrderEvent) -> dict[str, Any]:
     """What goes on order-events: the fields the service uses, nothing else. Personal data and
     unknown fields stay on the upstream topic, so they are never copied into the service's own."""
@@ -37,10 +45,7 @@ def accepted_order(order: OrderEvent) -> dict[str, Any]:
         "tenant": order.tenant,
         "orderId": order.orderId,
         "orderNumber": order.orderNumber,
-        "lineItems": [
-            {"itemId": i.itemId, "recipeId": i.recipeId, "itemQuantity": i.itemQuantity, "sku": i.sku}
-            for i in order.lineItems
-        ],
+        "lineItems": line_items(order),
     }
 
 
@@ -57,10 +62,7 @@ def order_summary(order: OrderEvent, previous: dict[str, Any] | None) -> dict[st
         "tenant": order.tenant,
         "orderId": order.orderId,
         "orderNumber": order.orderNumber,
-        "lineItems": [
-            {"itemId": i.itemId, "recipeId": i.recipeId, "itemQuantity": i.itemQuantity, "sku": i.sku}
-            for i in order.lineItems
-        ],
+        "lineItems": line_items(order),
         "lastEventType": order.type,
         "lastEventId": order.eventId,
         "occurredAt": order.occurredAt.isoformat(),

@@ -376,3 +376,8 @@ def malformed(kind: str, doc: dict, i: int) -> tuple[bytes | None, bytes]:
     if variant == 8:
         return key, orjson.dumps({**doc, "occurredAt": "yesterday"})
     return key, orjson.dumps({**doc, "eventId": 42})
+
+
+def of_tenant(tenant: str) -> Callable[[dict[str, Any]], bool]:
+    """Selects a tenant's messages (delivery commands and results carry `tenant`)."""
+    return lambda d: d["tenant"] == tenant

@@ -22,6 +22,7 @@ from tests.support import (
     hook_integration,
     keys_in_one_partition,
     local_integration,
+    of_tenant,
     order_event,
     recipe_event,
     recipe_with_assets,
@@ -30,10 +31,6 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def of_tenant(tenant):
-    return lambda d: d["tenant"] == tenant
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
@@ -68,32 +65,6 @@ async def test_a_slow_delivery_is_not_lost_when_later_ones_finish_first(kafka, d
         assert result["outcome"] == "delivered"
         ids = destinations.http.hook_ids(slow)
         assert len(ids) == 2 and ids[0] == ids[1] == result["deliveryId"]
-    finally:
-        again.stop()
-
-
-async def test_a_retry_waiting_at_a_graceful_stop_is_attempted_after_restart(kafka, destinations):
-    deployment = new_deployment(kafka, **{**destinations.worker_env(), "OUTBOUND_RETRY_DELAYS_SECONDS": "6,6"})
-    tenant = unique("term")
-    destinations.http.hook_statuses[tenant] = [500]
-    worker = await Worker(deployment, "rolling").start().ready()
-    try:
-        await configure(deployment, [worker], hook_integration(destinations, tenant))
-        recipe = recipe_event(tenant)
-        await deployment.produce_json("recipes", [recipe], "recipeId")
-        await deployment.produce_json("orders", [order_event(tenant, [recipe["recipeId"]])], "orderId")
-        await deployment.wait_json("deliveries-retry", of_tenant(tenant), 1)
-        worker.stop(signal.SIGTERM)  # a rolling deploy, while the retry waits for its due time
-        assert worker.proc is not None and worker.proc.returncode is not None
-    finally:
-        worker.stop()
-    again = await Worker(deployment, "rolling").start().ready()
-    try:
-        delivered = await deployment.wait_json(
-            "delivery-results", lambda d: d["tenant"] == tenant and d["outcome"] == "delivered", 1, 120
-        )
-        assert delivered[0]["attempt"] == 2
-        assert len(destinations.http.hook_requests[tenant]) == 2
     finally:
         again.stop()
 

@@ -20,6 +20,7 @@ from tests.support import (
     configure,
     hook_integration,
     integration,
+    of_tenant,
     order_event,
     recipe_event,
     recipe_with_assets,
@@ -29,10 +30,6 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def of_tenant(tenant):
-    return lambda d: d["tenant"] == tenant
 
 
 def event_type(body: bytes) -> str:

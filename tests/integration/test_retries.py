@@ -12,6 +12,7 @@ from tests.support import (
     Worker,
     configure,
     hook_integration,
+    of_tenant,
     order_event,
     recipe_event,
     recipe_with_assets,
@@ -30,16 +31,12 @@ async def send_order(deployment, tenant, destinations=None, **order_fields):
     return recipe, order
 
 
-def results_of(tenant):
-    return lambda d: d["tenant"] == tenant
-
-
 async def test_a_destination_that_fails_twice_then_succeeds(deployment, worker, destinations):
     tenant = unique("flaky")
     destinations.http.hook_statuses[tenant] = [500, 503]
     await configure(deployment, [worker], hook_integration(destinations, tenant))
     _, order = await send_order(deployment, tenant)
-    results = await deployment.wait_json("delivery-results", results_of(tenant), 3)
+    results = await deployment.wait_json("delivery-results", of_tenant(tenant), 3)
     assert [(r["attempt"], r["outcome"]) for r in sorted(results, key=lambda r: r["attempt"])] == [
         (1, "failed"),
         (2, "failed"),
@@ -68,7 +65,7 @@ async def test_a_destination_down_for_good(deployment, worker, destinations):
     _, order = await send_order(deployment, tenant)
     [failed] = await deployment.wait_json("deliveries-failed", lambda d: d["command"]["tenant"] == tenant, 1, 90)
     assert [e["attempt"] for e in failed["command"]["errors"]] == [1, 2, 3]
-    assert len(await deployment.read_json("delivery-results", results_of(tenant))) == 3
+    assert len(await deployment.read_json("delivery-results", of_tenant(tenant))) == 3
     inbox = destinations.smtp.inbox
     await wait_for(lambda: inbox.to(f"alerts-{tenant}@ops.example"), 60, "the failure notification")
     [mail] = inbox.to(f"alerts-{tenant}@ops.example")
@@ -105,7 +102,7 @@ async def test_an_email_integration_sends_no_success_notification(deployment, wo
     hook = hook_integration(destinations, tenant)
     await configure(deployment, [worker], hook)
     await send_order(deployment, tenant, destinations)
-    results = await deployment.wait_json("delivery-results", results_of(tenant), 2)
+    results = await deployment.wait_json("delivery-results", of_tenant(tenant), 2)
     assert {r["outcome"] for r in results} == {"delivered"}
     inbox = destinations.smtp.inbox
     await wait_for(lambda: len(inbox.to(f"ok-{tenant}@ops.example")) >= 1, 60, "the hook's success notification")
@@ -147,7 +144,7 @@ async def test_a_cancellation_drops_the_waiting_retry(deployment, worker, destin
         tenant, [recipe["recipeId"]], "order.cancelled", orderId=order["orderId"], orderNumber=order["orderNumber"]
     )
     await deployment.produce_json("orders", [cancelled], "orderId")
-    results = await deployment.wait_json("delivery-results", results_of(tenant), 3, 60)
+    results = await deployment.wait_json("delivery-results", of_tenant(tenant), 3, 60)
     outcomes = {(r["eventType"], r["attempt"]): r["outcome"] for r in results}
     assert outcomes == {
         ("order.created", 1): "failed",
@@ -158,7 +155,9 @@ async def test_a_cancellation_drops_the_waiting_retry(deployment, worker, destin
     assert len(created_calls) == 1
 
 
-async def test_a_waiting_retry_survives_a_killed_worker(kafka, destinations):
+@pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
+async def test_a_waiting_retry_survives_a_killed_or_stopped_worker(kafka, destinations, stop_signal):
+    # SIGTERM is every rolling deploy: the retry must not be acknowledged as the stream stops.
     deployment = new_deployment(kafka, **{**destinations.worker_env(), "OUTBOUND_RETRY_DELAYS_SECONDS": "6,6"})
     tenant = unique("kill")
     destinations.http.hook_statuses[tenant] = [500]
@@ -167,9 +166,9 @@ async def test_a_waiting_retry_survives_a_killed_worker(kafka, destinations):
         await configure(deployment, [worker], hook_integration(destinations, tenant))
         await send_order(deployment, tenant)
         await deployment.wait_json("deliveries-retry", lambda d: d["tenant"] == tenant, 1)
-        # Killed once the first attempt is behind us (committed), while the retry waits in Kafka.
+        # Stopped once the first attempt is behind us (committed), while the retry waits in Kafka.
         await wait_for(lambda: deployment.committed_everything("deliveries"), 60, "the first attempt's commit")
-        worker.stop(signal.SIGKILL)
+        worker.stop(stop_signal)
     finally:
         worker.stop()
     again = await Worker(deployment, "victim").start().ready()

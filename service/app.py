@@ -53,6 +53,8 @@ app = faust.App(
     logging_config=logging_config(settings.log_level),
     # Faust's worker without the terminal spinner, which kept the root logger at DEBUG (service/worker.py).
     Worker="service.worker:Worker",
+    # Faust's table recovery with the stream partitions sought before they resume (service/table_recovery.py).
+    TableManager="service.table_recovery:TableManager",
 )
 
 

@@ -107,7 +107,10 @@ async def test_r1_hard_kills_lose_nothing(kafka, destinations):
         worker.stop(signal.SIGKILL)
         worker = await Worker(deployment, "r1").start().ready()
     try:
-        await wait_for(lambda: len(local_files(root)) >= expected, 300, "every file in the folders", POLL)
+        try:
+            await wait_for(lambda: len(local_files(root)) >= expected, 300, "every file in the folders", POLL)
+        except AssertionError as timeout:
+            raise AssertionError(f"{timeout}; {await where_orders_stopped(deployment, orders, root)}") from None
 
         async def all_in_s3() -> bool:
             return len(await s3_keys(destinations, bucket)) >= expected
@@ -131,6 +134,32 @@ async def test_r1_hard_kills_lose_nothing(kafka, destinations):
         )
     finally:
         worker.stop()
+
+
+async def where_orders_stopped(deployment, orders, root: Path) -> str:
+    """For a failed run: how far the orders missing from the folders got through the service's topics."""
+    delivered = {name.split("_ID_", 1)[1].split("_R_", 1)[0] for name in local_files(root) if "_ID_" in name}
+    missing = {o["orderId"] for o in orders} - delivered
+    seen = {}
+    for topic, field in (
+        ("order-events", "orderId"),
+        ("order-links", "orderId"),
+        ("deliveries", "orderId"),
+        ("delivery-results", "orderId"),
+        ("invalid-events", None),
+    ):
+        docs = await deployment.read_json(topic)
+        seen[topic] = len(missing & {str(d.get(field)) for d in docs}) if field else len(docs)
+    stages = ", ".join(f"{t}: {n}" for t, n in seen.items())
+    positions = sorted(
+        (r.partition, r.offset)
+        for r in await deployment.read("order-events")
+        if r.value is not None and orjson.loads(r.value).get("orderId") in missing
+    )
+    return (
+        f"{len(missing)} orders missing (e.g. {sorted(missing)[:3]}); of them on {stages}; "
+        f"their order-events (partition, offset): {positions[:40]}; logs in {deployment.workdir}"
+    )
 
 
 def poisoned(kind, docs, key_field):

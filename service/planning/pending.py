@@ -1,5 +1,11 @@
 """Order links waiting for their recipe: how they are kept, and when they stop waiting.
 
+Each waiting link is its own entry in `pending-links`, under `link_key`; the recipe's own key holds
+only the list of those keys (short strings), so adding a link never rewrites the others, and a link
+read again after a crash overwrites its entry instead of waiting twice. Older workers kept the links
+themselves in the recipe's list: such inline entries are still read, and rewritten as entries when
+the list next changes.
+
 An order may arrive before its recipe, but not wait forever: after `pending_link_ttl_seconds` its
 links expire, and each integration that would have received it gets a failed result ("expired:
 the recipe never arrived") and its failure notification. Every order's files arrive, or someone is
@@ -16,6 +22,22 @@ from service.planning.commands import delivery_id
 
 EXPIRED = "expired: the recipe never arrived"
 SWEEP = "sweep"  # the marker of a sweep request on order-links (not a link)
+
+
+def link_key(link: OrderLink) -> str:
+    """A waiting link's own key: the recipe, the event (or trigger) and the one integration it is for."""
+    return "\x1f".join(("link", link.recipeId, link.eventId, link.integrationId or ""))
+
+
+def is_link_key(key: Any) -> bool:
+    return isinstance(key, str) and key.startswith("link\x1f")
+
+
+def index_items(index: list[Any] | None) -> tuple[list[str], list[dict[str, Any]]]:
+    """A recipe's list split into (keys of link entries, inline entries left by older workers)."""
+    keys = [item for item in index or [] if isinstance(item, str)]
+    inline = [item for item in index or [] if isinstance(item, dict)]
+    return keys, inline
 
 
 def waiting_entry(link: OrderLink, now: datetime) -> dict[str, Any]:

@@ -20,23 +20,15 @@ from service.app import (
     catalog,
     deliveries_topic,
     order_links_topic,
-    pending_links_table,
     recipes_table,
     settings,
 )
 from service.contracts import DeliveryCommand, OrderLink, RecipeEvent
 from service.planning.commands import delivery_key, link_commands, recipe_commands
-from service.planning.pending import (
-    EXPIRED,
-    SWEEP,
-    entry_link,
-    expired_commands,
-    is_expired,
-    split_expired,
-    waiting_entry,
-)
+from service.planning.pending import EXPIRED, SWEEP, entry_link, expired_commands, split_expired
 from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header
 from service.planning.routing import route
+from service.streams import waiting_links
 from service.streams.configs import all_integrations
 from service.streams.deliver import record
 from service.streams.outcomes import after_failure
@@ -70,12 +62,12 @@ async def handle_recipe(event: Any) -> None:
     replay = header(event.headers, REPLAY_HEADER)
     only = header(event.headers, REPLAY_INTEGRATION_HEADER) if replay else None
     commands = recipe_commands(recipe, route(recipe.type, recipe.tenant, integrations, only=only), now, replay=replay)
-    waiting = [entry_link(doc) for doc in pending_links_table.get(recipe.recipeId) or []]
+    waiting = [entry_link(doc) for doc in waiting_links.entries(recipe.recipeId)]
     for link in waiting:
         commands += commands_for_link(link, recipe, integrations, now)
     await publish(deliveries_topic, [(delivery_key(c), c) for c in commands])
     if waiting:
-        del pending_links_table[recipe.recipeId]
+        waiting_links.keep_only(recipe.recipeId)
     log.info(
         "recipe accepted",
         extra={
@@ -107,10 +99,7 @@ async def handle_link(event: Any) -> None:
     link = OrderLink.model_validate(doc)
     stored = recipes_table.get(link.recipeId)
     if stored is None:
-        pending_links_table[link.recipeId] = [
-            *(pending_links_table.get(link.recipeId) or []),
-            waiting_entry(link, datetime.now(UTC)),
-        ]
+        waiting_links.add(link, datetime.now(UTC))
         log.info("order link waits for its recipe", extra={"orderId": link.orderId, "recipeId": link.recipeId})
         return
     commands = commands_for_link(link, RecipeEvent.model_validate(stored), await all_integrations(), datetime.now(UTC))
@@ -124,7 +113,7 @@ async def handle_link(event: Any) -> None:
 async def expire_waiting_links(recipe_id: str) -> None:
     """Links that waited longer than the limit fail for good, each with its failure notification."""
     now = datetime.now(UTC)
-    expired, kept = split_expired(pending_links_table.get(recipe_id) or [], now, settings.pending_link_ttl_seconds)
+    expired, kept = split_expired(waiting_links.entries(recipe_id), now, settings.pending_link_ttl_seconds)
     if not expired:
         return
     integrations = await all_integrations()
@@ -136,20 +125,12 @@ async def expire_waiting_links(recipe_id: str) -> None:
         log.warning(
             "order link expired: its recipe never arrived", extra={"orderId": link.orderId, "recipeId": recipe_id}
         )
-    if kept:
-        pending_links_table[recipe_id] = kept
-    else:
-        del pending_links_table[recipe_id]
+    waiting_links.keep_only(recipe_id, kept)
 
 
 @app.timer(interval=settings.pending_link_check_seconds)
 async def sweep_waiting_links() -> None:
     """Each worker looks at the waiting links of its own partitions and asks the join (in the right
     partition, where the table may be changed) to expire what waited too long."""
-    now = datetime.now(UTC)
-    due = [
-        recipe_id
-        for recipe_id, entries in list(pending_links_table.items())
-        if any(is_expired(e, now, settings.pending_link_ttl_seconds) for e in entries or [])
-    ]
+    due = sorted(waiting_links.recipes_with_expired_links(datetime.now(UTC), settings.pending_link_ttl_seconds))
     await publish(order_links_topic, [(recipe_id, {SWEEP: True, "recipeId": recipe_id}) for recipe_id in due])

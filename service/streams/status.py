@@ -21,7 +21,7 @@ import faust
 import orjson
 from faust.types import StreamT
 
-from service.app import app, catalog, order_events_topic, pending_links_table, topic
+from service.app import app, catalog, order_events_topic, topic
 from service.contracts import OrderEvent, OrderLink, Trigger
 from service.planning.links import order_summary
 from service.planning.order_view import (
@@ -36,6 +36,7 @@ from service.planning.order_view import (
     tenant_entry,
 )
 from service.planning.routing import route
+from service.streams import waiting_links
 from service.streams.configs import all_integrations
 from service.streams.publish import publish
 from service.streams.rejects import handle_each
@@ -208,6 +209,5 @@ def trigger_plan(
 def orders_waiting_for(recipe_id: str) -> set[str]:
     """The orders whose link to `recipe_id` waits in the join for the recipe to arrive.
 
-    The one place that reads the join's pending links (their shape belongs to join.py). Reads this
-    worker's copy: call it on the owner of the recipe's partition."""
-    return {str(link.get("orderId")) for link in pending_links_table.get(recipe_id) or [] if link.get("orderId")}
+    Reads this worker's copy: call it on the owner of the recipe's partition."""
+    return {str(link.get("orderId")) for link in waiting_links.entries(recipe_id) if link.get("orderId")}

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import pytest
 
+from service.catalog import changelog_name
 from tests.conftest import new_deployment
 from tests.support import Worker, configure, hook_integration, order_event, recipe_event, unique, wait_for
 
 pytestmark = pytest.mark.integration
+
+
+async def waiting_state(deployment, recipe_id: str, gone: bool = False) -> dict[str, Any] | bool:
+    """The join's pending-links entries about `recipe_id`, as its changelog has them now (latest value
+    per key, tombstones dropped): the recipe's list of link keys and each link's own entry. With
+    `gone`, True once every such key has been removed."""
+    latest: dict[str, Any] = {}
+    # The deployment's app id is its topic prefix + "app", so the changelog is read as "app-...".
+    for record in await deployment.read(changelog_name("app", "pending-links")):
+        key = orjson.loads(record.key)
+        if recipe_id in key:
+            latest[key] = orjson.loads(record.value) if record.value is not None else None
+    if gone:
+        return bool(latest) and all(value is None for value in latest.values())
+    live = {key: value for key, value in latest.items() if value is not None}
+    return live if len(live.get(recipe_id) or []) == 3 and len(live) == 4 else {}
 
 
 async def test_an_order_whose_recipe_never_arrives_expires_and_tells_the_failure_list(kafka, destinations):
@@ -34,14 +54,21 @@ async def test_an_order_whose_recipe_never_arrives_expires_and_tells_the_failure
         [mail] = inbox.to(f"alerts-{tenant}@ops.example")
         assert waiting["orderNumber"] in mail["Subject"]
         assert "expired: the recipe never arrived" in mail.get_payload(decode=True).decode()
-        # A recipe that arrives within the limit still joins its waiting order.
-        on_time = order_event(tenant, [late["recipeId"]])
-        await deployment.produce_json("orders", [on_time], "orderId")
+        # Orders whose recipe arrives within the limit still join: each waiting link is an entry of its
+        # own, the recipe's key lists only their keys, and all of it is removed once they joined.
+        on_time = [order_event(tenant, [late["recipeId"]]) for _ in range(3)]
+        await deployment.produce_json("orders", on_time, "orderId")
+        waits = await wait_for(lambda: waiting_state(deployment, late["recipeId"]), 60, "three waiting links")
+        assert len(waits[late["recipeId"]]) == 3 and all(isinstance(k, str) for k in waits[late["recipeId"]])
+        assert sorted(entry["orderId"] for key, entry in waits.items() if key != late["recipeId"]) == sorted(
+            o["orderId"] for o in on_time
+        )
         await deployment.produce_json("recipes", [late], "recipeId")
         delivered = await deployment.wait_json(
-            "delivery-results", lambda d: d["tenant"] == tenant and d["outcome"] == "delivered", 1, 60
+            "delivery-results", lambda d: d["tenant"] == tenant and d["outcome"] == "delivered", 3, 60
         )
-        assert delivered[0]["orderId"] == on_time["orderId"]
-        assert destinations.http.hook_requests[tenant] and len(destinations.http.hook_requests[tenant]) == 1
+        assert {d["orderId"] for d in delivered} == {o["orderId"] for o in on_time}
+        assert len(destinations.http.hook_requests[tenant]) == 3
+        assert await wait_for(lambda: waiting_state(deployment, late["recipeId"], gone=True), 30, "links removed")
     finally:
         worker.stop()

@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 from service.contracts import Integration, OrderLink
 from service.planning.commands import delivery_id
-from service.planning.pending import entry_link, expired_commands, split_expired, waiting_entry
+from service.planning.pending import (
+    entry_link,
+    expired_commands,
+    index_items,
+    is_link_key,
+    link_key,
+    split_expired,
+    waiting_entry,
+)
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -50,3 +58,16 @@ def test_an_expired_link_fails_each_integration_it_would_have_reached_with_a_sta
     [command] = expired_commands(link(), [integration], NOW)
     assert command.deliveryId == delivery_id("e1", "r1", "acme-hook")
     assert command.files == [] and command.orderNumber == "1022"
+
+
+def test_each_waiting_link_has_its_own_key_and_a_replayed_link_the_same_one():
+    assert link_key(link("e1")) != link_key(link("e2"))
+    assert link_key(link("e1")) == link_key(link("e1"))
+    assert link_key(link("e1")) != link_key(link("e1").model_copy(update={"integrationId": "acme-hook"}))
+    assert is_link_key(link_key(link())) and not is_link_key("r1")
+
+
+def test_a_recipes_list_from_older_workers_still_counts_its_inline_links():
+    old = waiting_entry(link("old"), NOW)
+    assert index_items([link_key(link("new")), old]) == ([link_key(link("new"))], [old])
+    assert index_items(None) == ([], [])

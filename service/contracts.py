@@ -87,9 +87,12 @@ class Trigger(InputModel):
 
 
 class ServiceMessage(BaseModel):
-    """The service's own messages between its agents: strict, no unknown fields."""
+    """The service's own messages between its agents.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Fields a newer worker added are ignored, not refused: during a rolling upgrade old and new workers
+    read each other's messages, and a refused internal message would be parked instead of delivered."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class OrderLink(ServiceMessage):

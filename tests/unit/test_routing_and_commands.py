@@ -82,3 +82,14 @@ def test_order_summary_drops_personal_data_and_remembers_cancellation():
     assert summary["cancelledAt"] and summary["lastEventType"] == "order.cancelled"
     updated = created.model_copy(update={"type": "order.updated"})
     assert order_summary(updated, summary)["cancelledAt"] == summary["cancelledAt"]
+
+
+def test_a_message_from_a_newer_worker_with_a_field_this_one_does_not_know_is_still_read():
+    """During a rolling upgrade old and new workers read each other's internal messages."""
+    [link] = order_links(OrderEvent.model_validate(example("order-created.json")))
+    newer = {**link.model_dump(mode="json"), "fieldOfANewerRelease": 1}
+    assert type(link).model_validate(newer) == link
+    [command] = link_commands(
+        link, RecipeEvent.model_validate(example("recipe-created.json")), [integration("i1")], NOW
+    )
+    assert type(command).model_validate({**command.model_dump(mode="json"), "another": "x"}) == command

@@ -29,7 +29,16 @@ def _credentials(s: Settings) -> Any:
     return None
 
 
-app = faust.App(
+class App(faust.App):
+    """Faust's app with its Kafka consumer corrected (service/faust_fixes.py)."""
+
+    def _new_transport(self) -> Any:
+        from service.faust_fixes import Transport
+
+        return Transport(self.conf.broker_consumer, self)
+
+
+app = App(
     settings.app_id,
     broker=settings.broker,
     broker_credentials=_credentials(settings),
@@ -53,8 +62,8 @@ app = faust.App(
     logging_config=logging_config(settings.log_level),
     # Faust's worker without the terminal spinner, which kept the root logger at DEBUG (service/worker.py).
     Worker="service.worker:Worker",
-    # Faust's table recovery with the stream partitions sought before they resume (service/table_recovery.py).
-    TableManager="service.table_recovery:TableManager",
+    # Faust's table recovery with the stream partitions sought before they resume (service/faust_fixes.py).
+    TableManager="service.faust_fixes:TableManager",
 )
 
 

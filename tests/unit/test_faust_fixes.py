@@ -1,5 +1,5 @@
 """After a rebalance the stream partitions are sought to their committed offsets before anything of them
-is fetched (service/table_recovery.py). Faust's own order is pinned too: when a release fixes it, the
+is fetched (service/faust_fixes.py). Faust's own order is pinned too: when a release fixes it, the
 override can go. The reliability suite's hard-kill test (R1) is the end-to-end evidence: without the
 override it lost orders in most runs."""
 
@@ -13,7 +13,7 @@ from faust.tables.recovery import Recovery
 from faust.types import TP
 
 from service.app import app
-from service.table_recovery import SeekFirstRecovery
+from service.faust_fixes import SeekFirstRecovery
 
 STREAM = TP("orders", 0)
 CHANGELOG = TP("app-orders-changelog", 0)
@@ -98,7 +98,7 @@ async def test_streams_resume_only_after_the_seek_and_together_with_the_flow():
 
 async def test_faust_itself_resumes_the_streams_before_seeking():
     """The order the override exists for (faust-streaming 0.15.3): if this fails, faust changed and the
-    override in service/table_recovery.py can be dropped."""
+    override in service/faust_fixes.py can be dropped."""
     steps = await resume(Recovery)
     assert steps.done.index("streams resumed") < steps.done.index("seek done")
     assert "tick" in steps.between("streams resumed", "flow resumed")

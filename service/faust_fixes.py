@@ -1,4 +1,8 @@
-"""Faust's table recovery, with the stream partitions sought to their committed offsets before they resume.
+"""Two corrections to faust-streaming 0.15.3, both of which made a restarted worker commit offsets of
+messages no agent had handled. Each subclasses the class it corrects; the app installs them
+(service/app.py: `TableManager` setting, `App._new_transport`).
+
+1. Table recovery seeks the stream partitions to their committed offsets before they resume.
 
 faust-streaming 0.15.3 (`faust/tables/recovery.py`, `Recovery._resume_streams` and
 `Recovery.on_recovery_completed`) resumes fetching the stream partitions and only then seeks them to
@@ -10,6 +14,16 @@ messages dropped that way are committed although no agent ever saw them: orders 
 restart (seen as 15-23 of 400 orders missing in the hard-kill reliability test; upstream: faust-streaming
 issue 596). Here the seek happens while the stream partitions are still paused, and the partitions and
 the flow resume together with no await between them, so the first message fetched is the committed one.
+
+2. A fetch returns only records of the partitions that were active when it started.
+
+Faust hands aiokafka its live set of active partitions; aiokafka reads an empty set as "every
+partition". When the last active partitions are paused while a fetch waits (the changelogs, at the end
+of a recovery), the fetch returns records of the still-paused stream partitions, Faust drops them as
+inactive, and aiokafka has counted them as consumed. A partition with a committed offset is sought
+back later; one without (a topic this group never committed, e.g. the first retry ever written) lost
+its messages until the next restart. Here a fetch is given a copy of the set, and none at all when
+the set is empty.
 """
 
 from __future__ import annotations
@@ -19,6 +33,8 @@ from typing import Any, cast
 
 from faust.tables.manager import TableManager as FaustTableManager
 from faust.tables.recovery import Recovery
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 
 class SeekFirstRecovery(Recovery):
@@ -89,3 +105,28 @@ class TableManager(FaustTableManager):
         if self._recovery is None:
             self._recovery = SeekFirstRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
         return self._recovery
+
+
+class ActiveOnlyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: set[TP],
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Any:
+        active = frozenset(active_partitions)
+        if not active:
+            return {}
+        return await super()._fetch_records(consumer, set(active), timeout=timeout, max_records=max_records)
+
+
+class ActiveOnlyConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return ActiveOnlyConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(faust_aiokafka.Transport):
+    """Faust's Kafka transport with the consumer above."""
+
+    Consumer = ActiveOnlyConsumer

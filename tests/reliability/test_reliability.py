@@ -1,9 +1,9 @@
 """The promise under stress: every order's files reach every configured destination at least once;
 duplicates only as overwrites of the same names. Real worker processes, the real broker, loopback.
 
-Sizes: `OUTBOUND_RELIABILITY_ORDERS` (R1's orders, R4's half of them; default 400 so that the whole
-test command stays within its time budget on a 2-core machine; the issue's figure is 2,000 and the
-README's longer run uses 10,000) and `OUTBOUND_RELIABILITY_EVENTS` (R3, default 2,000).
+Sizes: `OUTBOUND_RELIABILITY_ORDERS` (R1's orders, default 2,000; R4 churns a tenth of them and R2
+re-drives a hundredth, at least 20; the README's longer run uses 10,000) and
+`OUTBOUND_RELIABILITY_EVENTS` (R3, default 2,000).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from tests.support import (
 
 POLL = 1.0  # seconds between progress checks: counting thousands of files must not starve the worker
 
-ORDERS = int(os.environ.get("OUTBOUND_RELIABILITY_ORDERS", "400"))
+ORDERS = int(os.environ.get("OUTBOUND_RELIABILITY_ORDERS", "2000"))
 EVENTS = int(os.environ.get("OUTBOUND_RELIABILITY_EVENTS", "2000"))
 TENANTS = 10
 # How long one step may go without reaching its mark, and a whole scenario: enough for the longer
@@ -238,7 +238,7 @@ async def test_r4_broker_restart_and_a_worker_joining_then_leaving_lose_nothing(
         first = await Worker(deployment, "one").start().ready()
         await configure(deployment, [first], local_integration(tenant, ["order.created"]))
         recipes = [one_file_recipe(destinations, tenant) for _ in range(20)]
-        orders = [order_event(tenant, [recipes[i % 20]["recipeId"]]) for i in range(ORDERS // 2)]
+        orders = [order_event(tenant, [recipes[i % 20]["recipeId"]]) for i in range(ORDERS // 10)]
         await deployment.produce_json("recipes", recipes, "recipeId")
         await deployment.produce_json("orders", orders, "orderId")
         expected = len(orders) * 2
@@ -288,7 +288,7 @@ async def test_r2_an_sftp_outage_fails_and_tells_without_delaying_others_then_a_
         await configure(deployment, [worker], local_integration(tenant, ["order.created"]))
         recipes = [one_file_recipe(destinations, tenant) for _ in range(10)]
         await deployment.produce_json("recipes", recipes, "recipeId")
-        orders = [order_event(tenant, [recipes[i % 10]["recipeId"]]) for i in range(max(ORDERS // 20, 20))]
+        orders = [order_event(tenant, [recipes[i % 10]["recipeId"]]) for i in range(max(ORDERS // 100, 20))]
         sftp.server.close()  # the outage: 60 s with nothing listening
         await sftp.server.wait_closed()
         outage_started = time.monotonic()

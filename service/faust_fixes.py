@@ -115,10 +115,10 @@ class ActiveOnlyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         timeout: float | None = None,
         max_records: int | None = None,
     ) -> Any:
-        active = frozenset(active_partitions)
+        active = set(active_partitions)  # a copy: Faust's own set changes while the fetch waits
         if not active:
             return {}
-        return await super()._fetch_records(consumer, set(active), timeout=timeout, max_records=max_records)
+        return await super()._fetch_records(consumer, active, timeout=timeout, max_records=max_records)
 
 
 class ActiveOnlyConsumer(faust_aiokafka.Consumer):

@@ -23,6 +23,43 @@ def delivery_files(recipe: RecipeEvent, prefix: str) -> list[DeliveryFile]:
     ]
 
 
+def commands(
+    integrations: list[Integration],
+    now: datetime,
+    *,
+    tenant: str,
+    recipe_id: str,
+    files: list[DeliveryFile],
+    event_id: str,
+    event_type: EventType,
+    occurred_at: datetime,
+    order_id: str | None = None,
+    order_number: str | None = None,
+    manual: bool = False,
+    replay: str | None = None,
+) -> list[DeliveryCommand]:
+    """One command per integration for one (event, recipe)."""
+    return [
+        DeliveryCommand(
+            deliveryId=delivery_id(event_id, recipe_id, i.id),
+            integrationId=i.id,
+            integrationType=i.type,
+            tenant=tenant,
+            eventType=event_type,
+            eventId=event_id,
+            recipeId=recipe_id,
+            orderId=order_id,
+            orderNumber=order_number,
+            files=files,
+            manual=manual,
+            occurredAt=occurred_at,
+            createdAt=now,
+            replay=replay,
+        )
+        for i in integrations
+    ]
+
+
 def build_commands(
     recipe: RecipeEvent,
     integrations: list[Integration],
@@ -36,26 +73,20 @@ def build_commands(
     manual: bool = False,
     replay: str | None = None,
 ) -> list[DeliveryCommand]:
-    files = delivery_files(recipe, file_prefix(recipe.recipeId, order_id, order_number))
-    return [
-        DeliveryCommand(
-            deliveryId=delivery_id(event_id, recipe.recipeId, i.id),
-            integrationId=i.id,
-            integrationType=i.type,
-            tenant=recipe.tenant,
-            eventType=event_type,
-            eventId=event_id,
-            recipeId=recipe.recipeId,
-            orderId=order_id,
-            orderNumber=order_number,
-            files=files,
-            manual=manual,
-            occurredAt=occurred_at,
-            createdAt=now,
-            replay=replay,
-        )
-        for i in integrations
-    ]
+    return commands(
+        integrations,
+        now,
+        tenant=recipe.tenant,
+        recipe_id=recipe.recipeId,
+        files=delivery_files(recipe, file_prefix(recipe.recipeId, order_id, order_number)),
+        event_id=event_id,
+        event_type=event_type,
+        occurred_at=occurred_at,
+        order_id=order_id,
+        order_number=order_number,
+        manual=manual,
+        replay=replay,
+    )
 
 
 def recipe_commands(

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from service.contracts import DeliveryCommand, Integration, OrderLink
-from service.planning.commands import delivery_id
+from service.planning.commands import commands
 
 EXPIRED = "expired: the recipe never arrived"
 SWEEP = "sweep"  # the marker of a sweep request on order-links (not a link)
@@ -66,21 +66,16 @@ def split_expired(
 def expired_commands(link: OrderLink, integrations: list[Integration], now: datetime) -> list[DeliveryCommand]:
     """The deliveries an expired link would have caused, as failed commands (no files: there is no
     recipe to name them from), for the failure path and its notifications."""
-    return [
-        DeliveryCommand(
-            deliveryId=delivery_id(link.eventId, link.recipeId, integration.id),
-            integrationId=integration.id,
-            integrationType=integration.type,
-            tenant=link.tenant,
-            eventType=link.eventType,
-            eventId=link.eventId,
-            recipeId=link.recipeId,
-            orderId=link.orderId,
-            orderNumber=link.orderNumber,
-            files=[],
-            manual=link.manual,
-            occurredAt=link.occurredAt,
-            createdAt=now,
-        )
-        for integration in integrations
-    ]
+    return commands(
+        integrations,
+        now,
+        tenant=link.tenant,
+        recipe_id=link.recipeId,
+        files=[],
+        event_id=link.eventId,
+        event_type=link.eventType,
+        occurred_at=link.occurredAt,
+        order_id=link.orderId,
+        order_number=link.orderNumber,
+        manual=link.manual,
+    )

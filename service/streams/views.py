@@ -59,7 +59,9 @@ class TopicView(Generic[V]):
             self.items[name] = parsed
 
     async def run(self, settings: Settings) -> None:
-        """Read forever; reconnects after broker errors. Any other error ends the task, and health says so."""
+        """Read forever; reconnects after broker errors. Any other error ends the reading, and health says
+        so. It returns instead of raising: Faust crashes the whole worker when an app task raises
+        (mode's Service._execute_task), and liveness, not a crash, is how this is reported."""
         try:
             while True:
                 try:
@@ -74,7 +76,6 @@ class TopicView(Generic[V]):
         except Exception as exc:
             self.failure = f"{type(exc).__name__}: {str(exc)[:200]}"
             log.exception("topic view stopped", extra={"topic": self.topic})
-            raise
 
     async def _follow(self, settings: Settings) -> None:
         consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)

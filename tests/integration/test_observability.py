@@ -213,5 +213,8 @@ async def test_a_dead_view_fails_readiness_and_liveness(observed):
         return body if code == 503 and "the order index view stopped" in body["busy"] else None
 
     await wait_for(failing, 60, "readiness to report the dead view")
-    code, body = await health(worker, "live")
-    assert code == 503 and any(p.startswith("the order index view stopped") for p in body["problems"]), body
+    await wait_for(lambda: "topic view stopped" in worker.log.read_text(), 30, "the view's failure in the log")
+    for _ in range(3):  # the worker stays up to say so (a crash would be a restart without a reason)
+        code, body = await health(worker, "live")
+        assert code == 503 and any(p.startswith("the order index view stopped") for p in body["problems"]), body
+    assert worker.proc.poll() is None

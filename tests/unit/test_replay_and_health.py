@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from datetime import UTC, datetime, timedelta
 
+import mode
 import orjson
 import pytest
 
@@ -36,6 +37,7 @@ from service.planning.replay import (
     still_failed,
 )
 from service.planning.retry_policy import GiveUp, RetryAt, next_step
+from service.streams.views import TopicView
 from tests.support import example
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -211,6 +213,29 @@ def test_a_dead_view_is_neither_ready_nor_live():
     assert liveness_problems(state, dead, 11.0, block_threshold=10, loop_stalled_for=0) == [
         "the order index view stopped: RuntimeError: boom"
     ]
+
+
+async def test_an_app_task_that_raises_crashes_the_worker_so_a_dying_view_returns_instead():
+    """Faust runs app tasks through mode's Service.add_future: an exception crashes the whole app.
+    A view that stopped must keep the worker up so that liveness can say why (and not a crash)."""
+
+    class Service(mode.Service):
+        pass
+
+    async def raising() -> None:
+        raise RuntimeError("a task's bug")
+
+    service = Service()
+    await service.add_future(raising())
+    assert service._crashed.is_set(), "mode no longer crashes a service on a raising task"
+
+    async def dying(settings: object) -> None:
+        raise RuntimeError("a record this view cannot read")
+
+    view: TopicView[str] = TopicView("order-index", lambda key, value: None, "order index")
+    view._follow = dying  # type: ignore[method-assign]
+    await view.run(settings=None)  # type: ignore[arg-type]
+    assert view.failure == "RuntimeError: a record this view cannot read"
 
 
 def test_liveness_ignores_recovery_and_the_broker_but_not_crash_loops_or_a_blocked_loop():

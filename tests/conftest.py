@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,6 +13,24 @@ from cryptography.fernet import Fernet
 
 from tests.servers import Destinations, start_destinations, stop_destinations
 from tests.support import Deployment, Worker, load_local_kafka, unique
+
+# Everything a run writes (brokers' and servers' homes, deployments' work directories with the
+# workers' logs) goes under one folder: removed when every test passed, kept and named when not.
+RUN_ROOT = Path(tempfile.mkdtemp(prefix="outbound-run-"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    tempfile.tempdir = str(RUN_ROOT)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if exitstatus == 0:
+        shutil.rmtree(RUN_ROOT, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:
+    if exitstatus != 0:
+        terminalreporter.write_line(f"servers' homes and workers' logs kept in {RUN_ROOT}")
 
 
 @pytest.fixture(scope="session")

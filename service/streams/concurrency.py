@@ -93,8 +93,13 @@ class InFlight:
 _active: list[InFlight] = []
 
 
+def revoked_partitions(args: tuple[Any, ...], kwargs: dict[str, Any]) -> set[Any]:
+    """The partitions of an `on_partitions_revoked` signal, however faust passed them."""
+    return set(args[0] if args else kwargs.get("revoked", ()))
+
+
 async def _on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-    revoked = set(args[0] if args else kwargs.get("revoked", ()))
+    revoked = revoked_partitions(args, kwargs)
     for inflight in _active:
         cancelled = inflight.cancel(revoked)
         if cancelled:

@@ -12,8 +12,8 @@ feed), `tenant-activity` by tenant.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -37,9 +37,11 @@ from service.planning.order_view import (
 )
 from service.planning.routing import route
 from service.streams import waiting_links
+from service.streams.concurrency import revoked_partitions
 from service.streams.configs import all_integrations
 from service.streams.publish import publish
-from service.streams.rejects import handle_each
+from service.streams.rejects import crashes_noticed, guarded, handle_each
+from service.streams.write_behind import WriteBehindRows
 
 log = logging.getLogger(__name__)
 
@@ -138,35 +140,46 @@ async def list_for_tenant(doc: dict[str, Any], kind: Literal["order", "recipe"],
 
 
 @app.agent(tenant_activity_topic)
-async def keep_tenant_activity(stream: StreamT[Any]) -> None:
-    await handle_each(stream, fold_tenant_entry)
+async def keep_tenant_activity(stream: Any) -> None:
+    """Each entry folded into its tenant's row in memory; rows written (and entries acknowledged) in
+    batches by `tenant_rows`."""
+    flusher = asyncio.create_task(tenant_rows.flush_after(TENANT_ROWS_FLUSH_SECONDS))
+    try:
+        with crashes_noticed():
+            async for event in stream.noack().events():
+                await guarded(event, fold_tenant_entry)
+                if tenant_rows.handled(event):
+                    tenant_rows.flush()
+    finally:
+        flusher.cancel()
 
 
-# The decoded rows this agent wrote last, by tenant. A row is up to a few hundred kB of JSON and only
-# this agent writes it, so reading it back from RocksDB for every entry (decoding it again) was about a
-# tenth of a busy worker's time. Forgotten at every rebalance: a partition that comes back may have been
-# written by another worker meanwhile. Bounded, as a worker may serve many tenants.
+# A worker may serve many tenants: the decoded rows kept are bounded. A row waits at most this long
+# in memory, or until this many entries wait, before it is written.
 TENANT_ROWS_CACHED = 64
-_tenant_rows: OrderedDict[str, dict[str, Any]] = OrderedDict()
+TENANT_ROWS_BATCH = 500
+TENANT_ROWS_FLUSH_SECONDS = 0.25
+tenant_rows: WriteBehindRows[dict[str, Any]] = WriteBehindRows(
+    tenant_table, cached=TENANT_ROWS_CACHED, batch=TENANT_ROWS_BATCH
+)
 
 
 async def fold_tenant_entry(event: Any) -> None:
     key = event.key.decode()
-    current = _tenant_rows.pop(key) if key in _tenant_rows else tenant_table.get(key)
-    updated = remember(current, orjson.loads(event.value))
-    tenant_table[key] = updated
-    _tenant_rows[key] = updated  # remember() returns a new row: the cached one is never changed in place
-    while len(_tenant_rows) > TENANT_ROWS_CACHED:
-        _tenant_rows.popitem(last=False)
+    tenant_rows.put(key, remember(tenant_rows.get(key), orjson.loads(event.value)), event)
 
 
-async def _forget_tenant_rows(sender: Any, *args: Any, **kwargs: Any) -> None:
-    _tenant_rows.clear()
+async def _tenant_partitions_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+    tenant_rows.forget(revoked_partitions(args, kwargs))
+
+
+async def _tenant_partitions_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+    tenant_rows.drop_cached()
 
 
 # faust's stub wants a positional-only sender and a `signal` keyword; the receiver takes both as given.
-app.on_partitions_revoked.connect(cast(Any, _forget_tenant_rows))
-app.on_partitions_assigned.connect(cast(Any, _forget_tenant_rows))
+app.on_partitions_revoked.connect(cast(Any, _tenant_partitions_revoked))
+app.on_partitions_assigned.connect(cast(Any, _tenant_partitions_assigned))
 
 
 async def plan_trigger(trigger: Trigger, order: dict[str, Any] | None, links: list[OrderLink]) -> list[OrderLink]:

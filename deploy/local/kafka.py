@@ -123,6 +123,15 @@ def running_pid(broker: Broker) -> int | None:
     return pid
 
 
+def new_cluster_id() -> str:
+    """A random cluster id, as Kafka's own `Uuid.randomUuid` makes them: never starting with "-",
+    which the storage tool's argument parser would read as an option (one id in 64 did)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def start(broker: Broker, timeout: float = 120.0) -> Broker:
     """Format storage on first use, start the broker and return once it answers a metadata request."""
     if running_pid(broker) is not None:
@@ -144,9 +153,8 @@ def start(broker: Broker, timeout: float = 120.0) -> Broker:
         f"{libs}/*",
     ]
     if not (broker.home / "data" / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
-            [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+            [*java, "kafka.tools.StorageTool", "format", "--cluster-id", new_cluster_id(), "-c", str(config)],
             check=True,
             stdout=subprocess.DEVNULL,
         )

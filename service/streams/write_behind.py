@@ -6,10 +6,13 @@ delivery (JSON encoding, RocksDB and a changelog record the size of the row). He
 folded into the row in memory and the row is written once per batch: once enough messages are
 waiting, or a short time after the first one, whichever comes first.
 
-Nothing is lost by waiting: a message is acknowledged only after the rows it changed are written
-(Faust flushes the table's changelog records before it commits the offsets). Rows not yet written
-when their partition is revoked are dropped with their messages unacknowledged, so that the next
-owner reads them again.
+A message is acknowledged only after the rows it changed are written to the table (RocksDB and the
+changelog record handed to Faust's producer, which Faust flushes before it commits, as it does for
+every table write). Nothing is written while the group rebalances. Rows not yet written when their
+partition is revoked are dropped with their messages unacknowledged, and a message fetched before a
+rebalance is neither folded nor acknowledged after it, so the partition's next owner reads them all
+again. A write that fails is tried again with a growing pause; meanwhile the agent stops reading
+once a batch is full, instead of holding ever more in memory.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import asyncio
 import logging
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
@@ -27,13 +30,17 @@ from faust.streams import _current_event
 R = TypeVar("R")
 log = logging.getLogger(__name__)
 
+RETRY_FIRST_SECONDS = 0.1  # then doubled, up to RETRY_MAX_SECONDS
+RETRY_MAX_SECONDS = 5.0
+REBALANCE_POLL_SECONDS = 0.05
+
 
 @contextmanager
 def handling(event: Any) -> Iterator[None]:
     """Faust's table writes go to the partition of the event being handled: both the changelog record
     (`Collection.partition_for_key`) and the RocksDB store (`Store._set`) read it from this context
     variable, which a stream sets while it yields an event. A row written after its event was handled
-    is written as that event's."""
+    is written as that event's (same key, same partition)."""
     token = _current_event.set(weakref.ref(event))
     try:
         yield
@@ -42,16 +49,29 @@ def handling(event: Any) -> Iterator[None]:
 
 
 class WriteBehindRows(Generic[R]):
-    """key -> row, written to `table` by `flush()`; the messages behind the changes are acked there."""
+    """key -> row, written to `table` by `flush()`; the events behind the changes are acked there.
 
-    def __init__(self, table: MutableMapping[str, R], *, cached: int, batch: int) -> None:
+    `rebalancing()` says when nothing may be written; `is_current(event)` says whether an event was
+    fetched in the group's current generation (an older one belongs to partitions that moved)."""
+
+    def __init__(
+        self,
+        table: MutableMapping[str, R],
+        *,
+        cached: int,
+        batch: int,
+        rebalancing: Callable[[], bool],
+        is_current: Callable[[Any], bool],
+    ) -> None:
         self.table = table
         self.cached = cached
         self.batch = batch
+        self.rebalancing = rebalancing
+        self.is_current = is_current
         # Decoded rows, least recently used first: reading a row back from RocksDB for every change
         # (decoding it again) was about a tenth of a busy worker's time.
         self._rows: OrderedDict[str, R] = OrderedDict()
-        self._dirty: dict[str, Any] = {}  # key -> the last event that changed it
+        self._dirty: dict[str, Any] = {}  # key -> the last event that changed its row
         self._pending: list[Any] = []  # events whose changes are in memory only, in arrival order
         self._first_pending = asyncio.Event()
 
@@ -62,26 +82,33 @@ class WriteBehindRows(Generic[R]):
         return self.table.get(key)
 
     def put(self, key: str, row: R, event: Any) -> None:
-        """Keep `row` as the key's row; written at the next flush. Rows are replaced, never changed in
-        place, so a row already handed to the table is never altered after the fact."""
+        """Keep `row` as the key's row, written at the next flush. Rows are replaced, never changed in
+        place, so a row already handed to the table is never altered after the fact. An event from
+        before a rebalance changes nothing: its partition's next owner reads it again."""
+        if not self.is_current(event):
+            return
         self._rows[key] = row
         self._rows.move_to_end(key)
         self._dirty[key] = event
+        self._trim()
 
     def handled(self, event: Any) -> bool:
-        """The event's changes are in memory; True when a batch is full and should be flushed now."""
-        self._pending.append(event)
-        self._first_pending.set()
+        """The event's changes are in memory; True when a batch is full and should be written now."""
+        if self.is_current(event):
+            self._pending.append(event)
+            self._first_pending.set()
         return len(self._pending) >= self.batch
 
     @property
     def waiting(self) -> int:
         return len(self._pending)
 
-    def flush(self) -> int:
-        """Write every changed row, then acknowledge the events behind them. No await inside: a
-        rebalance cannot come between the writes and the acks."""
-        written = len(self._dirty)
+    def flush(self) -> bool:
+        """Write every changed row, then acknowledge the events behind them; False (nothing written)
+        while the group rebalances. No await inside: a rebalance cannot come between the writes and
+        the acks. A write that raises leaves every row changed and every event unacknowledged."""
+        if self.rebalancing():
+            return False
         for key, event in self._dirty.items():
             with handling(event):
                 self.table[key] = self._rows[key]
@@ -90,31 +117,49 @@ class WriteBehindRows(Generic[R]):
             event.ack()
         self._pending.clear()
         self._first_pending.clear()
-        while len(self._rows) > self.cached:
-            self._rows.popitem(last=False)
-        return written
+        self._trim()
+        return True
+
+    async def write(self) -> None:
+        """Flush until everything waiting is written: after a rebalance, and after failed writes (tried
+        again with a growing pause; a disk or a broker that fails is waited out, as elsewhere)."""
+        pause = RETRY_FIRST_SECONDS
+        while self._pending or self._dirty:
+            try:
+                if self.flush():
+                    return
+                await asyncio.sleep(REBALANCE_POLL_SECONDS)
+            except Exception:
+                log.exception("writing rows failed; trying again", extra={"rows": len(self._dirty)})
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX_SECONDS)
 
     def forget(self, revoked: set[Any]) -> None:
         """Partitions leave: their unwritten rows and unacknowledged events are dropped (the next owner
-        reads those messages again); the others' are written. The cache is emptied either way: a
-        partition that comes back may have been written by another worker meanwhile."""
+        reads those messages again). The rest waits for the rebalance to end."""
         self._dirty = {k: e for k, e in self._dirty.items() if e.message.tp not in revoked}
         self._pending = [e for e in self._pending if e.message.tp not in revoked]
-        self.flush()
-        self._rows.clear()
+        if not self._pending:
+            self._first_pending.clear()
+        self.drop_cached()
 
     def drop_cached(self) -> None:
-        """Partitions arrive: rows read before may be stale (another worker may have written them
+        """Rows read before may be stale once partitions move (another worker may have written them
         meanwhile). Rows waiting to be written stay."""
         self._rows = OrderedDict((k, row) for k, row in self._rows.items() if k in self._dirty)
 
-    async def flush_after(self, seconds: float) -> None:
-        """Forever: once an event waits, flush `seconds` later (a full batch is flushed sooner by the
-        agent). Bounds how stale the table's row can be."""
+    async def write_after(self, seconds: float) -> None:
+        """Forever: once an event waits, write `seconds` later (a full batch is written sooner by the
+        agent). Bounds how stale the table's row is, rebalances and failed writes aside."""
         while True:
             await self._first_pending.wait()
             await asyncio.sleep(seconds)
-            try:
-                self.flush()
-            except Exception:  # kept unwritten and unacknowledged: the next flush tries again
-                log.exception("writing rows failed", extra={"rows": len(self._dirty)})
+            await self.write()
+
+    def _trim(self) -> None:
+        """Forget the least recently used rows beyond `cached`, never one waiting to be written."""
+        extra = len(self._rows) - self.cached
+        if extra <= 0:
+            return
+        for key in [k for k in self._rows if k not in self._dirty][:extra]:
+            del self._rows[key]

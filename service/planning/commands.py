@@ -60,43 +60,16 @@ def commands(
     ]
 
 
-def build_commands(
-    recipe: RecipeEvent,
-    integrations: list[Integration],
-    now: datetime,
-    *,
-    event_id: str,
-    event_type: EventType,
-    occurred_at: datetime,
-    order_id: str | None = None,
-    order_number: str | None = None,
-    manual: bool = False,
-    replay: str | None = None,
+def recipe_commands(
+    recipe: RecipeEvent, integrations: list[Integration], now: datetime, replay: str | None = None
 ) -> list[DeliveryCommand]:
+    """The raw feed: one command per integration for a new recipe."""
     return commands(
         integrations,
         now,
         tenant=recipe.tenant,
         recipe_id=recipe.recipeId,
-        files=delivery_files(recipe, file_prefix(recipe.recipeId, order_id, order_number)),
-        event_id=event_id,
-        event_type=event_type,
-        occurred_at=occurred_at,
-        order_id=order_id,
-        order_number=order_number,
-        manual=manual,
-        replay=replay,
-    )
-
-
-def recipe_commands(
-    recipe: RecipeEvent, integrations: list[Integration], now: datetime, replay: str | None = None
-) -> list[DeliveryCommand]:
-    """The raw feed: one command per integration for a new recipe."""
-    return build_commands(
-        recipe,
-        integrations,
-        now,
+        files=delivery_files(recipe, file_prefix(recipe.recipeId, None, None)),
         event_id=recipe.eventId,
         event_type=recipe.type,
         occurred_at=recipe.occurredAt,
@@ -104,22 +77,32 @@ def recipe_commands(
     )
 
 
-def link_commands(
-    link: OrderLink, recipe: RecipeEvent, integrations: list[Integration], now: datetime
+def commands_for_link(
+    link: OrderLink, integrations: list[Integration], now: datetime, *, files: list[DeliveryFile], replay: str | None
 ) -> list[DeliveryCommand]:
-    """An order line or a manual trigger, joined to its recipe."""
-    return build_commands(
-        recipe,
+    """An order line's or a manual trigger's commands, with these files."""
+    return commands(
         integrations,
         now,
+        tenant=link.tenant,
+        recipe_id=link.recipeId,
+        files=files,
         event_id=link.eventId,
         event_type=link.eventType,
         occurred_at=link.occurredAt,
         order_id=link.orderId,
         order_number=link.orderNumber,
         manual=link.manual,
-        replay=link.replay,
+        replay=replay,
     )
+
+
+def link_commands(
+    link: OrderLink, recipe: RecipeEvent, integrations: list[Integration], now: datetime
+) -> list[DeliveryCommand]:
+    """An order line or a manual trigger, joined to its recipe (same recipe id, same tenant)."""
+    files = delivery_files(recipe, file_prefix(recipe.recipeId, link.orderId, link.orderNumber))
+    return commands_for_link(link, integrations, now, files=files, replay=link.replay)
 
 
 def delivery_key(command: DeliveryCommand) -> str:

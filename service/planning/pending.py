@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from service.contracts import DeliveryCommand, Integration, OrderLink
-from service.planning.commands import commands
+from service.planning.commands import commands_for_link
 
 EXPIRED = "expired: the recipe never arrived"
 SWEEP = "sweep"  # the marker of a sweep request on order-links (not a link)
@@ -66,16 +66,4 @@ def split_expired(
 def expired_commands(link: OrderLink, integrations: list[Integration], now: datetime) -> list[DeliveryCommand]:
     """The deliveries an expired link would have caused, as failed commands (no files: there is no
     recipe to name them from), for the failure path and its notifications."""
-    return commands(
-        integrations,
-        now,
-        tenant=link.tenant,
-        recipe_id=link.recipeId,
-        files=[],
-        event_id=link.eventId,
-        event_type=link.eventType,
-        occurred_at=link.occurredAt,
-        order_id=link.orderId,
-        order_number=link.orderNumber,
-        manual=link.manual,
-    )
+    return commands_for_link(link, integrations, now, files=[], replay=None)

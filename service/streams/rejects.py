@@ -109,13 +109,19 @@ async def guarded(event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
         await reject(event.message, [f"internal error while handling the event: {type(exc).__name__}"])
 
 
-async def handle_each(stream: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
-    """An agent's loop: every event through `handle`, guarded, acknowledged only once handled. A stop in
-    the middle of a message leaves it unacknowledged (Faust's own loop would ack it on the way out)."""
+async def handle_each(
+    stream: Any, handle: Callable[[Any], Awaitable[None]], done: Callable[[Any], Awaitable[None]] | None = None
+) -> None:
+    """An agent's loop: every event through `handle`, guarded, acknowledged only once handled (or handed
+    to `done`, which acknowledges it later). A stop in the middle of a message leaves it unacknowledged
+    (Faust's own loop would ack it on the way out)."""
     with crashes_noticed():
         async for event in stream.noack().events():
             await guarded(event, handle)
-            event.ack()
+            if done is None:
+                event.ack()
+            else:
+                await done(event)
 
 
 @contextmanager

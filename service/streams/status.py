@@ -40,7 +40,7 @@ from service.streams import waiting_links
 from service.streams.concurrency import revoked_partitions
 from service.streams.configs import all_integrations
 from service.streams.publish import publish
-from service.streams.rejects import crashes_noticed, guarded, handle_each
+from service.streams.rejects import handle_each
 from service.streams.write_behind import WriteBehindRows
 
 log = logging.getLogger(__name__)
@@ -145,11 +145,7 @@ async def keep_tenant_activity(stream: Any) -> None:
     batches by `tenant_rows`. A full batch is written before the next entry is read."""
     writer = asyncio.create_task(tenant_rows.write_after(TENANT_ROWS_WRITE_AFTER_SECONDS))
     try:
-        with crashes_noticed():
-            async for event in stream.noack().events():
-                await guarded(event, fold_tenant_entry)
-                if tenant_rows.handled(event):
-                    await tenant_rows.write()
+        await handle_each(stream, fold_tenant_entry, done=tenant_rows.done)
     finally:
         writer.cancel()
 

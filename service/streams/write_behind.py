@@ -26,13 +26,19 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from faust.streams import _current_event
+from tenacity import AsyncRetrying, RetryCallState, wait_exponential
 
 R = TypeVar("R")
 log = logging.getLogger(__name__)
 
-RETRY_FIRST_SECONDS = 0.1  # then doubled, up to RETRY_MAX_SECONDS
+RETRY_FIRST_SECONDS = 0.1  # then growing, up to RETRY_MAX_SECONDS
 RETRY_MAX_SECONDS = 5.0
 REBALANCE_POLL_SECONDS = 0.05
+
+
+def _log_failed_write(state: RetryCallState) -> None:
+    failed = state.outcome.exception() if state.outcome is not None else None
+    log.warning("writing rows failed; trying again", extra={"error": type(failed).__name__})
 
 
 @contextmanager
@@ -99,9 +105,10 @@ class WriteBehindRows(Generic[R]):
             self._first_pending.set()
         return len(self._pending) >= self.batch
 
-    @property
-    def waiting(self) -> int:
-        return len(self._pending)
+    async def done(self, event: Any) -> None:
+        """The agent's step after an event is folded: a full batch is written before the next is read."""
+        if self.handled(event):
+            await self.write()
 
     def flush(self) -> bool:
         """Write every changed row, then acknowledge the events behind them; False (nothing written)
@@ -123,16 +130,16 @@ class WriteBehindRows(Generic[R]):
     async def write(self) -> None:
         """Flush until everything waiting is written: after a rebalance, and after failed writes (tried
         again with a growing pause; a disk or a broker that fails is waited out, as elsewhere)."""
-        pause = RETRY_FIRST_SECONDS
         while self._pending or self._dirty:
-            try:
-                if self.flush():
-                    return
-                await asyncio.sleep(REBALANCE_POLL_SECONDS)
-            except Exception:
-                log.exception("writing rows failed; trying again", extra={"rows": len(self._dirty)})
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, RETRY_MAX_SECONDS)
+            async for attempt in AsyncRetrying(
+                wait=wait_exponential(multiplier=RETRY_FIRST_SECONDS, max=RETRY_MAX_SECONDS),
+                before_sleep=_log_failed_write,
+            ):
+                with attempt:
+                    written = self.flush()
+            if written:
+                return
+            await asyncio.sleep(REBALANCE_POLL_SECONDS)
 
     def forget(self, revoked: set[Any]) -> None:
         """Partitions leave: their unwritten rows and unacknowledged events are dropped (the next owner

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 from service.streams.ordered_acks import InOrderAcks
-
-
-@dataclass(frozen=True)
-class Message:
-    tp: str
-    offset: int
-
-
-@dataclass
-class Event:
-    message: Message
-    log: list[tuple[str, int]] = field(default_factory=list)
-
-    def ack(self) -> None:
-        self.log.append((self.message.tp, self.message.offset))
-
-
-def events(tp: str, offsets: range, log: list[tuple[str, int]]) -> list[Event]:
-    return [Event(Message(tp, o), log) for o in offsets]
+from tests.support import FakeEvent as Event
+from tests.support import FakeMessage as Message
+from tests.support import fake_events as events
 
 
 def test_a_finished_message_waits_for_the_slow_one_before_it():

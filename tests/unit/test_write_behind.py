@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 
 from faust.streams import current_event
 
 from service.streams.status import tenant_activity_topic, tenant_table
 from service.streams.write_behind import WriteBehindRows, handling
+from tests.support import FakeEvent as Event
+from tests.support import FakeMessage as Message
+from tests.support import fake_events as events
 from tests.support import wait_for
-
-
-@dataclass
-class Message:
-    tp: str
-    offset: int
-    generation_id: int = 1
-    topic: str = "tenant-activity"
-    partition: int = 0
-
-
-@dataclass
-class Event:
-    message: Message
-    acked: list[tuple[str, int]] = field(default_factory=list)
-
-    def ack(self) -> None:
-        self.acked.append((self.message.tp, self.message.offset))
-
-
-def events(acked: list[tuple[str, int]], tp: str, offsets: range) -> list[Event]:
-    return [Event(Message(tp, o), acked) for o in offsets]
 
 
 class CountingTable(dict[str, list[int]]):
@@ -78,7 +58,7 @@ def test_a_batch_writes_each_row_once_and_acks_only_after_writing():
     acked: list[tuple[str, int]] = []
     table = CountingTable()
     rows = Group().rows(table)
-    for event in events(acked, "p0", range(10)):
+    for event in events("p0", range(10), acked):
         fold(rows, "tenant-a" if event.message.offset % 2 else "tenant-b", event)
     assert table == {} and acked == [], "nothing written or acknowledged before the flush"
     assert rows.flush()
@@ -108,7 +88,7 @@ def test_faust_takes_the_partition_to_write_from_the_event_the_flush_sets():
 
 def test_a_full_batch_asks_to_be_written():
     rows = Group().rows(CountingTable(), batch=3)
-    assert [fold(rows, "t", e) for e in events([], "p0", range(3))] == [False, False, True]
+    assert [fold(rows, "t", e) for e in events("p0", range(3), [])] == [False, False, True]
 
 
 def test_nothing_is_written_while_the_group_rebalances():
@@ -126,9 +106,9 @@ def test_a_revoked_partition_s_changes_are_dropped_unacknowledged_the_others_wai
     acked: list[tuple[str, int]] = []
     table, group = CountingTable(), Group()
     rows = group.rows(table)
-    for event in events(acked, "p0", range(3)):
+    for event in events("p0", range(3), acked):
         fold(rows, "kept", event)
-    for event in events(acked, "p1", range(3)):
+    for event in events("p1", range(3), acked):
         fold(rows, "moved", event)
     group.rebalancing = True
     rows.forget({"p1"})
@@ -164,7 +144,7 @@ def test_rows_read_before_an_assignment_are_read_again_but_unwritten_ones_stay()
 def test_the_cache_is_bounded_but_never_forgets_a_row_waiting_to_be_written():
     table = CountingTable()
     rows = Group().rows(table, cached=2)
-    for i, event in enumerate(events([], "p0", range(5))):
+    for i, event in enumerate(events("p0", range(5), [])):
         fold(rows, f"t{i}", event)
     assert set(rows._rows) == {"t0", "t1", "t2", "t3", "t4"}, "all five wait to be written"
     rows.flush()

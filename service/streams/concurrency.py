@@ -61,6 +61,14 @@ class InFlight:
             on_done()
             if task.cancelled():
                 self.acks.abandoned(entry)
+            elif (failure := task.exception()) is not None:
+                # Neither handled nor parked (a refusal that could not be published): read again by
+                # the partition's next owner or after a restart, never acknowledged.
+                log.error(
+                    "event neither handled nor parked: its partition waits for a restart",
+                    extra={"agent": self.name, "offset": entry.event.message.offset, "error": type(failure).__name__},
+                )
+                self.acks.abandoned(entry)
             else:
                 self.acks.finished(entry)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from aiokafka.errors import KafkaError
-from faust.exceptions import ProducerSendError
+from faust.exceptions import NotReady, ProducerSendError
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
@@ -18,8 +18,11 @@ FIRST_WAIT_SECONDS = 0.2  # then 0.4, 0.8, ... up to 10 s between tries
 
 
 def is_infrastructure_error(exc: BaseException | None) -> bool:
-    """Errors of the broker connection, not of the message: waiting and sending again helps."""
-    return isinstance(exc, KafkaError | ProducerSendError)
+    """Errors of the broker connection or of the producer's state, not of the message: waiting and
+    sending again helps. A producer not started yet or already stopped (Faust's `NotReady`, aiokafka's
+    `ProducerClosed`, a KafkaError) is one of them: at shutdown the wait is cancelled and the message
+    stays unacknowledged; it is never taken for bad input."""
+    return isinstance(exc, KafkaError | ProducerSendError | NotReady)
 
 
 def _log_broker_trouble(state: RetryCallState) -> None:

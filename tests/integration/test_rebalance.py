@@ -1,0 +1,95 @@
+"""A fetch issued before a rebalance never makes the group commit past records no agent handled
+(service/faust_fixes.py, `NoSkipConsumer`), against the real broker.
+
+The kept worker runs with a test fault (tests/faults/sitecustomize.py): a fetch that was waiting when
+the group rebalanced and returns records afterwards is held until the recovery has sought the
+partitions, then let through while they are still paused: the window in which Faust dropped such
+records without seeking back, and the next commit passed them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from tests.conftest import new_deployment
+from tests.support import Worker, order_event, unique, wait_for
+
+pytestmark = pytest.mark.integration
+
+FAULTS = os.pathsep.join([str(Path(__file__).resolve().parent.parent / "faults"), os.environ.get("PYTHONPATH", "")])
+HELD = "test fault: stale fetch released after the seek"
+
+
+async def committed_offsets(deployment, key: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=deployment.bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(f"{deployment.prefix}app")
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == deployment.topic(key)}
+
+
+async def test_records_a_stale_fetch_returns_during_the_seek_all_reach_order_events(kafka):
+    deployment = new_deployment(kafka)
+    tenant = unique("rb")
+    kept = await Worker(deployment, "kept", PYTHONPATH=FAULTS, TEST_FAULT_HOLD_STALE_FETCH="1").start().ready()
+    produced: list[dict] = []
+
+    async def produce_while(condition) -> None:
+        """Orders in small slices until `condition` holds (records arriving during the rebalance)."""
+
+        async def slice_then_check() -> bool:
+            batch = [order_event(tenant, [unique("r")]) for _ in range(12)]
+            await deployment.produce_json("orders", batch, "orderId")
+            produced.extend(batch)
+            return bool(await condition())
+
+        await wait_for(slice_then_check, 120, "the rebalance to end", every=0.05)
+
+    try:
+        for round_ in range(4):
+            joiner = Worker(deployment, f"joiner{round_}").start()
+            await produce_while(lambda joiner=joiner: _ready(joiner))
+            joiner.stop()  # leaving: the kept worker takes every partition back
+            await produce_while(lambda: _ready(kept))
+            if HELD in kept.log.read_text():
+                break
+        assert HELD in kept.log.read_text(), "no fetch from before a rebalance returned during the seek"
+
+        async def every_order_reached_order_events() -> bool:
+            ids = {d["orderId"] for d in await deployment.read_json("order-events")}
+            return all(o["orderId"] in ids for o in produced)
+
+        await wait_for(every_order_reached_order_events, 120, "every order on order-events", every=1)
+
+        # The commits, read from the broker: every orders record below a committed offset was handled.
+        async def all_committed() -> bool:
+            return await deployment.committed_everything("orders")
+
+        await wait_for(all_committed, 60, "the group to commit every order", every=1)
+        handled = {d["orderId"] for d in await deployment.read_json("order-events")}
+        committed = await committed_offsets(deployment, "orders")
+        skipped = [
+            (r.partition, r.offset)
+            for r in await deployment.read("orders")
+            if r.offset < committed.get(r.partition, 0) and orjson.loads(r.value)["orderId"] not in handled
+        ]
+        assert skipped == []
+    finally:
+        kept.stop()
+
+
+async def _ready(worker: Worker) -> bool:
+    try:
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(f"http://127.0.0.1:{worker.port}/health/ready", timeout=2)
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200

@@ -146,8 +146,9 @@ class NoSkipConsumer(faust_aiokafka.Consumer):
     never commits past one it did not hand out (correction 3 above).
 
     The next offset an agent must get is kept per partition (`_next_offset`), set where Faust positions
-    a partition (its recovery's seek to the committed offsets, `seek`) and advanced by each record
-    handed out. A record is handed out only if it is that offset. A record further on is a jump:
+    a partition (its recovery's seek to the committed offsets, `seek`, `seek_wait`) and advanced by each record
+    handed out. A record of an acknowledged topic is handed out only if it is that offset (changelogs,
+    which table recovery counts itself, only keep it for the seek back below). A record further on is a jump:
     records were dropped on the way (a paused partition, a fetch from before a rebalance); it is
     dropped too and the partition is sought back. A jump is accepted, as a gap that counts as
     acknowledged, only where the log really has holes: a compacted topic (`app.compacted_topics`), or
@@ -206,9 +207,13 @@ class NoSkipConsumer(faust_aiokafka.Consumer):
             self._seek_back_where_dropped(fetched)
 
     def _in_sequence(self, tp: TP, message: Message) -> bool:
-        if not self._acked_topic(message.topic):
-            return True  # changelogs: table recovery keeps its own offsets
         offset = message.offset
+        if not self._acked_topic(message.topic):
+            # Changelogs: jumps are compaction and table recovery counts its own offsets; the next
+            # offset is kept only to seek back to where a fetch's records were dropped.
+            if tp in self._next_offset:
+                self._next_offset[tp] = offset + 1
+            return True
         expected = self._next_offset.get(tp)
         if expected is None:
             return False  # not positioned in this generation yet: the recovery's seek comes first
@@ -276,10 +281,16 @@ class NoSkipConsumer(faust_aiokafka.Consumer):
 
     async def seek(self, partition: TP, offset: int) -> None:
         tp = ensure_TP(partition)
-        if self._acked_topic(tp.topic):
-            self._next_offset[tp] = offset
-            self._suspected_hole.pop(tp, None)
+        self._next_offset[tp] = offset
+        self._suspected_hole.pop(tp, None)
         await super().seek(partition, offset)
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        """Table recovery positions the changelogs here."""
+        for tp, offset in partitions.items():
+            self._next_offset[ensure_TP(tp)] = offset
+            self._suspected_hole.pop(ensure_TP(tp), None)
+        await super().seek_wait(partitions)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:

@@ -78,6 +78,9 @@ class FakeClient:
     def seek(self, tp: TP, offset: int) -> None:
         self.position = offset
 
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.position = partitions[self.tp]
+
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
         return {tp: self.offsets[0] if self.offsets else 0 for tp in tps}
 
@@ -133,7 +136,7 @@ class Worker:
 
 @pytest.fixture(autouse=True)
 def every_topic_acknowledged(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: True)
+    monkeypatch.setattr(app.topics, "acks_enabled_for", lambda topic: not topic.endswith("-changelog"))
     generation = app.consumer_generation_id
     yield
     app.consumer_generation_id = generation
@@ -323,3 +326,25 @@ async def test_a_never_committed_partition_is_read_from_the_start_of_its_log():
     await worker.stop()
     assert worker.offsets_handed(1) == {5, 6, 7}
     assert worker.commit_offset() == 8
+
+
+async def test_changelog_records_a_stale_fetch_returns_after_the_recovery_positioned_them_are_read_again():
+    """A fetch from before the rebalance hands out nothing, so what it drained of a changelog that
+    table recovery had just positioned (`seek_wait`) must be fetched again, or the recovery waits for
+    records it never gets."""
+    changelog = TP("app-orders-changelog", 1)
+    client = FakeClient(changelog, committed=None, offsets=list(range(20)))
+    worker = Worker(CORRECTED, client)
+    consumer = worker.consumer
+    await worker.assign(1)
+    client.hold = asyncio.get_running_loop().create_future()
+    worker.start()
+    await until(lambda: not consumer.not_waiting_next_records.is_set(), "a fetch to be in flight")
+    await consumer.on_partitions_revoked({changelog})
+    consumer.stop_flow()
+    await worker.assign(2)
+    consumer.resume_flow()  # the recovery reads the changelog
+    await consumer.seek_wait({changelog: 5})
+    client.hold.set_result(None)  # the stale fetch drains 5-19
+    await until(lambda: worker.offsets_handed(2) >= set(range(5, 20)), "the changelog read from 5 again")
+    await worker.stop()

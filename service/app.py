@@ -61,6 +61,8 @@ app = App(
     # Deliveries can take minutes (a 200 MB upload): the consumer must not be evicted meanwhile.
     broker_max_poll_interval=1800.0,
     broker_session_timeout=settings.broker_session_timeout_seconds,
+    # Faust refuses a session timeout longer than its request timeout (90 s by default) at start.
+    broker_request_timeout=max(90.0, settings.broker_session_timeout_seconds),
     stream_wait_empty=False,
     # invalid-events carries refused input base64-encoded, a third larger than the input limit.
     producer_max_request_size=4 * 1024 * 1024,

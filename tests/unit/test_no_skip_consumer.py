@@ -221,7 +221,7 @@ async def jump(consumer_class: type[faust_aiokafka.Consumer], tp: TP, offsets: l
 async def test_a_jump_on_a_compacted_topic_is_a_gap_that_needs_the_record_after_it_acknowledged():
     integrations = TP(catalog["integrations"].name, 0)
     assert integrations.topic in app.compacted_topics
-    client = FakeClient(integrations, committed=10, offsets=list(range(10)) + [15])
+    client = FakeClient(integrations, committed=10, offsets=[*range(10), 15])
     worker = Worker(CORRECTED, client)
     taken: list[Any] = []
 
@@ -268,7 +268,8 @@ class Acked:
     """What `Consumer.ack` reads of a message."""
 
     def __init__(self, offset: int, generation: int) -> None:
-        self.topic, self.tp, self.offset, self.generation_id, self.acked = ORDERS.topic, ORDERS, offset, generation, False
+        self.topic, self.tp, self.offset = ORDERS.topic, ORDERS, offset
+        self.generation_id, self.acked = generation, False
 
 
 def message(offset: int, generation: int) -> Any:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import get_args
 
 from faust.cli.base import LOGLEVELS
@@ -31,3 +34,18 @@ def test_the_worker_leaves_the_root_logger_at_the_configured_level():
     worker.on_setup_root_logger(logger, logging.WARNING)
     assert worker.spinner is None
     assert logger.level == logging.WARNING and not logger.handlers
+
+
+def test_a_session_timeout_longer_than_faust_s_request_timeout_still_starts():
+    """Faust refuses a consumer whose session timeout exceeds its request timeout (90 s by default),
+    though the setting allows up to 300 s: the app raises the request timeout with it."""
+    script = (
+        "import asyncio\n"
+        "from service.app import app\n"
+        "async def main():\n"
+        "    app.consumer._thread._create_worker_consumer(app.transport)\n"
+        "asyncio.run(main())\n"
+    )
+    env = {**os.environ, "OUTBOUND_BROKER_SESSION_TIMEOUT_SECONDS": "120"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -65,6 +65,29 @@ async def wait_for(
         await asyncio.sleep(every)
 
 
+async def wait_for_progress(
+    measure: Callable[[], Any], target: int, stall: float, what: str, every: float = 1.0, timeout: float = 3600.0
+) -> int:
+    """Poll the count `measure` returns (sync or async) until it reaches `target`; fail as soon as it has
+    not grown for `stall` seconds (something is stuck or gone, waiting longer will not bring it), or
+    after `timeout` in all, saying how far it got."""
+    started = grew = time.monotonic()
+    best = -1
+    while True:
+        count = measure()
+        if asyncio.iscoroutine(count):
+            count = await count
+        now = time.monotonic()
+        if count >= target:
+            return int(count)
+        if count > best:
+            best, grew = count, now
+        if now - grew > stall or now - started > timeout:
+            why = f"nothing new for {stall:.0f}s" if now - grew > stall else f"timed out after {timeout:.0f}s"
+            raise AssertionError(f"{why} waiting for {what}: {count} of {target}")
+        await asyncio.sleep(every)
+
+
 @dataclass
 class Deployment:
     """One isolated instance of the service on the shared broker: its own topic prefix and app id."""

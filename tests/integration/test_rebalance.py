@@ -13,10 +13,9 @@ import os
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
+from tests.broker_view import assert_nothing_skipped_below_commits
 from tests.conftest import new_deployment
 from tests.support import Worker, order_event, unique, wait_for
 
@@ -24,16 +23,6 @@ pytestmark = pytest.mark.integration
 
 FAULTS = os.pathsep.join([str(Path(__file__).resolve().parent.parent / "faults"), os.environ.get("PYTHONPATH", "")])
 HELD = "test fault: stale fetch released after the seek"
-
-
-async def committed_offsets(deployment, key: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=deployment.bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(f"{deployment.prefix}app")
-    finally:
-        await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == deployment.topic(key)}
 
 
 async def test_records_a_stale_fetch_returns_during_the_seek_all_reach_order_events(kafka):
@@ -69,19 +58,8 @@ async def test_records_a_stale_fetch_returns_during_the_seek_all_reach_order_eve
 
         await wait_for(every_order_reached_order_events, 120, "every order on order-events", every=1)
 
-        # The commits, read from the broker: every orders record below a committed offset was handled.
-        async def all_committed() -> bool:
-            return await deployment.committed_everything("orders")
-
-        await wait_for(all_committed, 60, "the group to commit every order", every=1)
-        handled = {d["orderId"] for d in await deployment.read_json("order-events")}
-        committed = await committed_offsets(deployment, "orders")
-        skipped = [
-            (r.partition, r.offset)
-            for r in await deployment.read("orders")
-            if r.offset < committed.get(r.partition, 0) and orjson.loads(r.value)["orderId"] not in handled
-        ]
-        assert skipped == []
+        # From the broker: every orders record below the group's committed offsets was handled.
+        await assert_nothing_skipped_below_commits(deployment)
     finally:
         kept.stop()
 

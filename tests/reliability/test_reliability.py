@@ -1,9 +1,13 @@
 """The promise under stress: every order's files reach every configured destination at least once;
 duplicates only as overwrites of the same names. Real worker processes, the real broker, loopback.
 
-Sizes: `OUTBOUND_RELIABILITY_ORDERS` (R1's orders, default 2,000; R4 churns a tenth of them and R2
-re-drives a hundredth, at least 20; the README's longer run uses 10,000) and
-`OUTBOUND_RELIABILITY_EVENTS` (R3, default 2,000).
+Sizes: `OUTBOUND_RELIABILITY_ORDERS` (R1's and R5's orders, default 2,000; R4 churns a tenth of them
+and R2 re-drives a hundredth, at least 20; the README's longer run uses 10,000),
+`OUTBOUND_RELIABILITY_EVENTS` (R3, default 2,000) and `OUTBOUND_RELIABILITY_CHURN` (R5's third workers
+started and stopped, default 5).
+
+After every scenario the broker is asked too (tests/broker_view.py): each input record below the group's
+committed offsets must have been re-published or refused.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import httpx
 import orjson
 import pytest
 
+from tests.broker_view import assert_nothing_skipped_below_commits, below_commits, group_state
 from tests.conftest import new_deployment
 from tests.reliability.conftest import report
 from tests.servers import start_sftp
 from tests.support import (
     Worker,
     configure,
+    hook_integration,
     integration,
     load_local_kafka,
     local_integration,
@@ -39,12 +45,14 @@ from tests.support import (
     sftp_settings,
     unique,
     wait_for,
+    wait_for_progress,
 )
 
 POLL = 1.0  # seconds between progress checks: counting thousands of files must not starve the worker
 
 ORDERS = int(os.environ.get("OUTBOUND_RELIABILITY_ORDERS", "2000"))
 EVENTS = int(os.environ.get("OUTBOUND_RELIABILITY_EVENTS", "2000"))
+CHURN = int(os.environ.get("OUTBOUND_RELIABILITY_CHURN", "5"))
 TENANTS = 10
 # How long one step may go without reaching its mark, and a whole scenario: enough for the longer
 # documented runs too (about 30 orders a second per step on this machine, with a wide margin).
@@ -126,6 +134,7 @@ async def test_r1_hard_kills_lose_nothing(kafka, destinations):
         )
         assert len(delivered) == len(orders) * 2  # one delivery per (order, destination)
         duplicates = sum(n - 1 for n in delivered.values())
+        checked = await assert_nothing_skipped_below_commits(deployment)
         report(
             "R1 hard kills (3 SIGKILLs)",
             orders=len(orders),
@@ -133,16 +142,21 @@ async def test_r1_hard_kills_lose_nothing(kafka, destinations):
             delivered=len(delivered),
             duplicates=duplicates,
             lost=0,
+            below_commits_checked=checked,
             seconds=round(time.monotonic() - started),
         )
     finally:
         worker.stop()
 
 
+def orders_in_folders(root: Path) -> set[str]:
+    """The orderIds named by the delivered files (`<orderNumber>_ID_<orderId>_R_<recipeId>_<name>`)."""
+    return {name.split("_ID_", 1)[1].split("_R_", 1)[0] for name in local_files(root) if "_ID_" in name}
+
+
 async def where_orders_stopped(deployment, orders, root: Path) -> str:
     """For a failed run: how far the orders missing from the folders got through the service's topics."""
-    delivered = {name.split("_ID_", 1)[1].split("_R_", 1)[0] for name in local_files(root) if "_ID_" in name}
-    missing = {o["orderId"] for o in orders} - delivered
+    missing = {o["orderId"] for o in orders} - orders_in_folders(root)
     seen = {}
     for topic, field in (
         ("order-events", "orderId"),
@@ -194,6 +208,7 @@ async def test_r3_poison_is_parked_and_everything_valid_is_delivered(kafka, dest
         assert len([d for d in invalid if d["reasons"] == ["message has no value"]]) == 2 * (bad_per_topic // 11)
         assert len(local_files(root)) == expected
         assert restarts(worker.log) == 0
+        checked = await assert_nothing_skipped_below_commits(deployment)  # the malformed count as refused
         report(
             "R3 poison",
             events=len(recipes) + len(good_orders) + len(bad) + len(bad_orders),
@@ -201,6 +216,7 @@ async def test_r3_poison_is_parked_and_everything_valid_is_delivered(kafka, dest
             delivered=expected // 2,
             lost=0,
             agent_restarts=restarts(worker.log),
+            below_commits_checked=checked,
             seconds=round(time.monotonic() - started),
         )
     finally:
@@ -260,11 +276,13 @@ async def test_r4_broker_restart_and_a_worker_joining_then_leaving_lose_nothing(
         await wait_for(lambda: len(local_files(root)) >= expected + 2, 120, "an order for an old recipe")
         assert len(local_files(root)) == expected + 2
         assert (await readiness_seen(first))[-1] == 200
+        checked = await assert_nothing_skipped_below_commits(deployment)
         report(
             "R4 broker restart, workers 1 -> 2 -> 1",
             orders=len(orders) + 1,
             delivered=len(orders) + 1,
             lost=0,
+            below_commits_checked=checked,
             seconds=round(time.monotonic() - started),
         )
     finally:
@@ -315,6 +333,7 @@ async def test_r2_an_sftp_outage_fails_and_tells_without_delaying_others_then_a_
 
         await wait_for(lambda: on_the_server() >= 2 * len(orders), 180, "every file on the SFTP server", POLL)
         assert on_the_server() == 2 * len(orders)
+        checked = await assert_nothing_skipped_below_commits(deployment)
         report(
             "R2 SFTP outage 60 s, then re-drive",
             orders=len(orders),
@@ -323,8 +342,154 @@ async def test_r2_an_sftp_outage_fails_and_tells_without_delaying_others_then_a_
             other_integration_p50_s=round(lag[len(lag) // 2], 2),
             other_integration_max_s=round(lag[-1], 2),
             lost=0,
+            below_commits_checked=checked,
             seconds=round(time.monotonic() - started),
         )
     finally:
         worker.stop()
         sftp.server.close()
+
+
+def hook_orders(destinations, tenants) -> set[str]:
+    """The orderIds the tenants' catch hooks have received a POST for."""
+    return {orjson.loads(body)["orderId"] for t in tenants for _, body in destinations.http.hook_requests[t]}
+
+
+async def answers_ready(workers: list[Worker]) -> bool:
+    """True when every one of the workers answers its readiness probe with 200 (no wait)."""
+    async with httpx.AsyncClient() as client:
+        for worker in workers:
+            try:
+                if (await client.get(f"http://127.0.0.1:{worker.port}/health/ready", timeout=2)).status_code != 200:
+                    return False
+            except httpx.HTTPError:
+                return False
+    return True
+
+
+async def produce_during(deployment, pending: list[dict], budget: int, over) -> None:
+    """Orders from `pending`, a slice at a time, until the rebalance is `over()` or `budget` is spent: what
+    a kept partition receives while its worker is revoked, assigned, recovering and seeking."""
+    while budget > 0 and pending:
+        batch = [pending.pop(0) for _ in range(min(SLICE, budget, len(pending)))]
+        budget -= len(batch)
+        await deployment.produce_json("orders", batch, "orderId")
+        if await over():
+            return
+
+
+async def rebalancing(deployment, members: int) -> bool:
+    """The group has left the stable state it had with `members` workers (a worker joins or leaves)."""
+    return await group_state(deployment) != ("Stable", members)
+
+
+async def settled(deployment, workers: list[Worker]) -> bool:
+    """The group is stable with exactly these workers, and each of them has recovered and is ready."""
+    return await group_state(deployment) == ("Stable", len(workers)) and await answers_ready(workers)
+
+
+LINGER = 4.0  # seconds a third worker stays once it is ready: its lifetime is the point, not a wait
+SLICE = 20  # orders per message batch while a rebalance is on
+STALL = 60.0  # R5 fails once nothing new has arrived for this long: what is lost does not come later
+
+
+async def test_r5_workers_joining_and_leaving_under_load_lose_nothing(kafka, destinations):
+    started = time.monotonic()
+    deployment = new_deployment(
+        kafka, **destinations.worker_env(), OUTBOUND_DELIVERY_CONCURRENCY="16", OUTBOUND_INTEGRATION_CONCURRENCY="4"
+    )
+    tenants = [unique("r5t") for _ in range(TENANTS)]
+    workers = [Worker(deployment, name).start() for name in ("a", "b")]
+    third = None
+    try:
+        await asyncio.gather(*(w.ready() for w in workers))
+        for tenant in tenants:
+            await configure(deployment, workers, local_integration(tenant, ["order.created"]))
+            await configure(deployment, workers, hook_integration(destinations, tenant, successNotificationList=""))
+        recipes = {t: [one_file_recipe(destinations, t) for _ in range(20)] for t in tenants}
+        await deployment.produce_json("recipes", [r for rs in recipes.values() for r in rs], "recipeId")
+        orders = [
+            order_event(t, [recipes[t][i % 20]["recipeId"]]) for i in range(ORDERS) for t in [tenants[i % TENANTS]]
+        ]
+        # The orders arrive while the group rebalances: slices from the moment the group starts to take a
+        # worker in (or let one go) until it is stable again and every worker has recovered. Between
+        # rebalances nothing new arrives, so the input partitions catch up and their fetches wait when
+        # the next rebalance begins (orders flowing steadily through the churn kept every fetch busy
+        # and never showed the loss here); the earlier orders work their way downstream meanwhile.
+        pending = list(orders)
+        churn_started = time.monotonic()
+        ready_after = []
+        for windows_left in range(2 * CHURN, 0, -2):
+            born = time.monotonic()
+            third = Worker(deployment, "c").start()  # the same data directory each time, like a pod's volume
+            three = [*workers, third]
+            await wait_for(lambda: rebalancing(deployment, 2), 120, "the group to start taking the third worker in")
+            await produce_during(
+                deployment, pending, -(-len(pending) // windows_left), lambda three=three: settled(deployment, three)
+            )
+            await third.ready()
+            ready_after.append(round(time.monotonic() - born))
+            await asyncio.sleep(LINGER)
+            # SIGTERM: it leaves the group. The stop waits for the process in a thread, so the hooks,
+            # served by this loop, keep answering meanwhile.
+            stopping = asyncio.create_task(asyncio.to_thread(third.stop))
+            await wait_for(lambda: rebalancing(deployment, 3), 120, "the group to start letting the third worker go")
+            await produce_during(
+                deployment, pending, -(-len(pending) // (windows_left - 1)), lambda: settled(deployment, workers)
+            )
+            await stopping
+            await wait_for(lambda: settled(deployment, workers), 120, "the group to settle on two workers", 0.2)
+        during_rebalances = len(orders) - len(pending)
+        await deployment.produce_json("orders", pending, "orderId")  # whatever the windows had no time for
+        churned = time.monotonic() - churn_started
+        root = deployment.workdir / "deliveries"
+        expected = len(orders) * 2  # each order's file and its manifest, in the local folder
+        wanted = {o["orderId"] for o in orders}
+        try:
+            await wait_for_progress(
+                lambda: len(local_files(root)) + len(hook_orders(destinations, tenants)),
+                expected + len(orders),
+                STALL,
+                "every file in the folders and every order's POST at the hooks",
+                POLL,
+                STEP,
+            )
+        except AssertionError as stalled:
+            lost = wanted - (orders_in_folders(root) & hook_orders(destinations, tenants))
+            found = await below_commits(deployment)
+            raise AssertionError(
+                f"{stalled}; {len(lost)} of {len(orders)} orders lost "
+                f"({len(wanted - orders_in_folders(root))} not in the folders, "
+                f"{len(wanted - hook_orders(destinations, tenants))} never posted); "
+                f"{await where_orders_stopped(deployment, orders, root)}; "
+                f"below the group's commits: {found.problems() or 'nothing skipped'}; {found.summary()}"
+            ) from None
+        assert len(local_files(root)) == expected
+        assert hook_orders(destinations, tenants) == wanted
+        refused = await deployment.read_json("invalid-events")
+        assert refused == [], [d["reasons"] for d in refused][:10]
+        delivered = Counter(
+            d["deliveryId"]
+            for d in await deployment.read_json("delivery-results", lambda d: d["outcome"] == "delivered")
+        )
+        assert len(delivered) == len(orders) * 2  # one delivery per (order, destination)
+        posts = sum(len(destinations.http.hook_requests[t]) for t in tenants)
+        checked = await assert_nothing_skipped_below_commits(deployment)
+        report(
+            f"R5 workers 2 -> 3 -> 2, {CHURN} times (SIGTERM), under load",
+            orders=len(orders),
+            churns=CHURN,
+            produced_during_rebalances=during_rebalances,
+            delivered=len(delivered),
+            duplicates=sum(n - 1 for n in delivered.values()),
+            hook_duplicates=posts - len(orders),
+            lost=0,
+            below_commits_checked=checked,
+            third_ready_after_s=ready_after,
+            churn_seconds=round(churned),
+            seconds=round(time.monotonic() - started),
+        )
+    finally:
+        for worker in (third, *workers):
+            if worker is not None:
+                worker.stop()

@@ -237,6 +237,18 @@ class Worker:
             self.proc.wait()
 
 
+async def answers_ready(workers: list[Worker]) -> bool:
+    """True when every one of the workers answers its readiness probe with 200 (no wait)."""
+    async with httpx.AsyncClient() as client:
+        for worker in workers:
+            try:
+                if (await client.get(f"http://127.0.0.1:{worker.port}/health/ready", timeout=2)).status_code != 200:
+                    return False
+            except httpx.HTTPError:
+                return False
+    return True
+
+
 def put_integration(deployment: Deployment, doc: dict[str, Any], **env: str) -> subprocess.CompletedProcess[str]:
     path = deployment.workdir / f"integration-{doc['id']}.json"
     path.write_bytes(orjson.dumps(doc))

@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.broker_view import assert_nothing_skipped_below_commits
 from tests.conftest import new_deployment
-from tests.support import Worker, order_event, unique, wait_for
+from tests.support import Worker, answers_ready, order_event, unique, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +44,9 @@ async def test_records_a_stale_fetch_returns_during_the_seek_all_reach_order_eve
     try:
         for round_ in range(4):
             joiner = Worker(deployment, f"joiner{round_}").start()
-            await produce_while(lambda joiner=joiner: _ready(joiner))
+            await produce_while(lambda joiner=joiner: answers_ready([joiner]))
             joiner.stop()  # leaving: the kept worker takes every partition back
-            await produce_while(lambda: _ready(kept))
+            await produce_while(lambda: answers_ready([kept]))
             if HELD in kept.log.read_text():
                 break
         assert HELD in kept.log.read_text(), "no fetch from before a rebalance returned during the seek"
@@ -62,12 +61,3 @@ async def test_records_a_stale_fetch_returns_during_the_seek_all_reach_order_eve
         await assert_nothing_skipped_below_commits(deployment)
     finally:
         kept.stop()
-
-
-async def _ready(worker: Worker) -> bool:
-    try:
-        async with httpx.AsyncClient() as client:
-            answer = await client.get(f"http://127.0.0.1:{worker.port}/health/ready", timeout=2)
-    except httpx.HTTPError:
-        return False
-    return answer.status_code == 200

@@ -31,6 +31,7 @@ from tests.reliability.conftest import report
 from tests.servers import start_sftp
 from tests.support import (
     Worker,
+    answers_ready,
     configure,
     hook_integration,
     integration,
@@ -353,18 +354,6 @@ async def test_r2_an_sftp_outage_fails_and_tells_without_delaying_others_then_a_
 def hook_orders(destinations, tenants) -> set[str]:
     """The orderIds the tenants' catch hooks have received a POST for."""
     return {orjson.loads(body)["orderId"] for t in tenants for _, body in destinations.http.hook_requests[t]}
-
-
-async def answers_ready(workers: list[Worker]) -> bool:
-    """True when every one of the workers answers its readiness probe with 200 (no wait)."""
-    async with httpx.AsyncClient() as client:
-        for worker in workers:
-            try:
-                if (await client.get(f"http://127.0.0.1:{worker.port}/health/ready", timeout=2)).status_code != 200:
-                    return False
-            except httpx.HTTPError:
-                return False
-    return True
 
 
 async def produce_during(deployment, pending: list[dict], budget: int, over) -> None:

@@ -39,7 +39,7 @@ async def test_records_a_stale_fetch_returns_during_the_seek_all_reach_order_eve
             produced.extend(batch)
             return bool(await condition())
 
-        await wait_for(slice_then_check, 120, "the rebalance to end", every=0.05)
+        await wait_for(slice_then_check, 120, "the rebalance to end", every=0.3)
 
     try:
         for round_ in range(4):

@@ -270,8 +270,7 @@ class NoSkipConsumer(faust_aiokafka.Consumer):
                 if offset:
                     self._committed_offset[tp] = offset
                 continue
-            self._next_offset[tp] = start
-            self._suspected_hole.pop(tp, None)
+            self._positioned(tp, start)
             self._read_offset[tp] = start
             self._committed_offset[tp] = start
             self._acked.pop(tp, None)
@@ -279,17 +278,19 @@ class NoSkipConsumer(faust_aiokafka.Consumer):
             self._gap.pop(tp, None)
             self._thread.seek(tp, start)
 
-    async def seek(self, partition: TP, offset: int) -> None:
-        tp = ensure_TP(partition)
+    def _positioned(self, tp: TP, offset: int) -> None:
+        """The partition reads from `offset` next: what it is handed out is judged from there."""
         self._next_offset[tp] = offset
         self._suspected_hole.pop(tp, None)
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        self._positioned(ensure_TP(partition), offset)
         await super().seek(partition, offset)
 
     async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
         """Table recovery positions the changelogs here."""
         for tp, offset in partitions.items():
-            self._next_offset[ensure_TP(tp)] = offset
-            self._suspected_hole.pop(ensure_TP(tp), None)
+            self._positioned(ensure_TP(tp), offset)
         await super().seek_wait(partitions)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:

@@ -61,6 +61,7 @@ app = App(
     # Deliveries can take minutes (a 200 MB upload): the consumer must not be evicted meanwhile.
     broker_max_poll_interval=1800.0,
     broker_session_timeout=settings.broker_session_timeout_seconds,
+    consumer_group_instance_id=settings.instance_id or None,
     # Faust refuses a session timeout longer than its request timeout (90 s by default) at start.
     broker_request_timeout=max(90.0, settings.broker_session_timeout_seconds),
     stream_wait_empty=False,
@@ -71,6 +72,8 @@ app = App(
     Worker="service.worker:Worker",
     # Faust's table recovery with the stream partitions sought before they resume (service/faust_fixes.py).
     TableManager="service.faust_fixes:TableManager",
+    # Faust's assignor, which also takes back an assignment made for this worker at an older URL.
+    PartitionAssignor="service.faust_fixes:StaticMemberAssignor",
 )
 
 

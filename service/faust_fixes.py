@@ -1,4 +1,4 @@
-"""Three corrections to faust-streaming 0.15.3, each of which made a worker commit offsets of messages
+"""Corrections to faust-streaming 0.15.3: three made a worker commit offsets of messages
 no agent had handled. Each subclasses the class it corrects; the app installs them (service/app.py:
 `TableManager` setting, `App._new_transport`). tests/unit/test_faust_fixes.py and
 tests/unit/test_no_skip_consumer.py pin the library behaviour each corrects, so an override can go when
@@ -40,21 +40,38 @@ worker joining and leaving three times (a kept partition resumed past its commit
 committed 46, resumed at 51). Faust also judged a fetch's generation when it returned instead of when
 it started, counted acknowledgements of an ended generation's records (its streams acknowledge the
 records they skip), and its head check `min(acked) - committed > 1` let one missing record through.
+
+4. A worker that comes back under its instance id with a new URL takes its assignment
+(`StaticMemberAssignor`).
+
+With static membership (OUTBOUND_INSTANCE_ID) the broker answers a known member's rejoin with the
+assignment the leader made for it before, which names the URL the member had then. Faust asserts that
+URL is its own (`PartitionAssignor.on_assignment`); a worker restarted on another address failed that
+assertion inside aiokafka's coordinator routine, which then stopped for good: the worker never got a
+partition and never became ready. Here the old URL is replaced by the worker's own in what it keeps
+(its own partitions are served here, not forwarded to the old address); the other workers learn the
+new URL at the group's next rebalance.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import IllegalStateError
+from faust.assignor import PartitionAssignor
+from faust.assignor.client_assignment import ClientMetadata
 from faust.tables.manager import TableManager as FaustTableManager
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.utils.functional import consecutive_numbers
+
+logger = logging.getLogger(__name__)
 
 
 class SeekFirstRecovery(Recovery):
@@ -330,6 +347,40 @@ class NoSkipConsumer(faust_aiokafka.Consumer):
         acked[: len(batch)] = []
         self._acked_index[tp].difference_update(batch)
         return int(batch[-1]) + 1
+
+
+class StaticMemberAssignor(PartitionAssignor):
+    """Faust's assignor, which takes an assignment made for this member at an address it had before."""
+
+    def on_assignment(self, assignment: ConsumerProtocolMemberAssignment) -> None:
+        metadata = ClientMetadata.loads(self._decompress(assignment.user_data))
+        own = str(self._url)
+        if metadata.url != own:
+            logger.warning(
+                "The group handed this worker the assignment it had at its previous URL (same instance id): "
+                "its partitions are served here; the other workers learn the new URL at the next rebalance"
+            )
+            assignment = ConsumerProtocolMemberAssignment(
+                assignment.version,
+                assignment.assignment,
+                self._compress(at_url(metadata, metadata.url, own).dumps()),
+            )
+        super().on_assignment(assignment)
+
+
+def at_url(metadata: ClientMetadata, old: str, new: str) -> ClientMetadata:
+    """The assignment metadata with every mention of `old` as a member's URL made `new`."""
+
+    def moved(distribution: Mapping[str, Any]) -> dict[str, Any]:
+        return {new if url == old else url: tps for url, tps in distribution.items()}
+
+    return ClientMetadata(
+        assignment=metadata.assignment,
+        url=new if metadata.url == old else metadata.url,
+        changelog_distribution=moved(metadata.changelog_distribution),
+        external_topic_distribution=moved(metadata.external_topic_distribution),
+        topic_groups=metadata.topic_groups,
+    )
 
 
 class Transport(faust_aiokafka.Transport):

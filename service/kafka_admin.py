@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -38,8 +39,23 @@ def client_options(settings: Settings) -> dict[str, Any]:
 
 async def broker_answers(settings: Settings, timeout: float) -> bool:
     """True once the cluster answers a metadata request naming at least one live broker."""
-    # A refused connection is the expected answer while waiting; aiokafka would log each one.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    # A refused connection is the expected answer while waiting; aiokafka would log each one. Only while
+    # waiting: the worker needs aiokafka's own warnings (a failed heartbeat, a refused join) afterwards.
+    with _quiet(logging.getLogger("aiokafka")):
+        return await _wait_for_broker(settings, timeout)
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+async def _wait_for_broker(settings: Settings, timeout: float) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # How long the group waits for a worker that stopped heartbeating (killed, not stopped) before its
     # partitions go to the others: the bound on how long a crash holds up its partitions.
     broker_session_timeout_seconds: float = Field(60.0, ge=6.0, le=300.0)
+    # A stable name for this worker (the pod's name in a StatefulSet): the group knows it again when it
+    # comes back, and hands its partitions straight back to it, without a rebalance of the others.
+    # Empty: a new member on every start (a crash holds its partitions for the session timeout).
+    instance_id: str = Field("", max_length=249, pattern=r"^[A-Za-z0-9._-]*$")
     api_token: SecretStr = SecretStr("")  # operate scope (triggers), which includes read
     api_read_token: SecretStr = SecretStr("")  # read scope: look-ups only
     # The URL other workers reach this one at (table routing); empty: http://<web_host>:<web_port>.

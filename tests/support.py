@@ -187,10 +187,10 @@ class Deployment:
 class Worker:
     """`outbound worker` as a real process, with its log in the deployment's work directory."""
 
-    def __init__(self, deployment: Deployment, name: str, **env: str) -> None:
+    def __init__(self, deployment: Deployment, name: str, port: int | None = None, **env: str) -> None:
         self.deployment = deployment
         self.name = name
-        self.port = load_local_kafka().free_port()
+        self.port = port or load_local_kafka().free_port()
         self.log = deployment.workdir / f"{name}.log"
         self.env = deployment.env(
             OUTBOUND_WEB_PORT=str(self.port),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -12,7 +13,13 @@ from service.logs import logging_config
 from service.settings import Settings, get_settings
 
 settings: Settings = get_settings()
-catalog = load_catalog(settings.topic_catalog, settings.topic_prefix, settings.replication_factor, settings.app_id)
+catalog = load_catalog(
+    settings.topic_catalog,
+    settings.topic_prefix,
+    settings.replication_factor,
+    settings.app_id,
+    partitions=settings.partitions,
+)
 
 
 def _credentials(s: Settings) -> Any:
@@ -36,6 +43,22 @@ class App(faust.App):
     compacted_topics: frozenset[str] = frozenset(
         spec.name for spec in catalog if "compact" in spec.configs.get("cleanup.policy", "")
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._start_tasks: list[Callable[[], Awaitable[None]]] = []
+
+    def start_task(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Like Faust's `@app.task`, but started with the app instead of after the table recovery: for
+        work that needs no table (the live views), so that it is done while the partitions recover, not
+        after (a second of every start)."""
+        self._start_tasks.append(fn)
+        return fn
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for fn in self._start_tasks:
+            self.add_future(fn())
 
     def _new_transport(self) -> Any:
         from service.faust_fixes import Transport

@@ -89,7 +89,8 @@ async def describe_existing(admin: AIOKafkaAdminClient, names: list[str]) -> dic
 
 
 async def apply_topics(settings: Settings, catalog: Catalog) -> TopicPlan:
-    """Create the catalog's missing topics; report (never change) topics that differ."""
+    """Create the catalog's missing topics; report (never change) topics that differ. While a partition
+    count differs nothing is created (service/catalog.py, plan_topics)."""
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:

@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     ssl_cafile: Path | None = None
     topic_prefix: str = ""
     replication_factor: int = Field(1, ge=1)
+    # The partition count of the co-partitioned topics and the tables' changelogs (every topic the
+    # catalog gives 6: service/catalog.py, partitions_for). At most one worker per partition is busy, so
+    # it bounds how far a deployment scales out. Chosen once, when the deployment's topics are created:
+    # keys and table state are placed by it, so `topics apply` refuses a count that differs later.
+    partitions: int = Field(6, ge=1, le=1000)
     topic_catalog: Path = PACKAGE / "topics" / "catalog.json"
     schemas_dir: Path = PACKAGE / "schemas"
 

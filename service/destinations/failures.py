@@ -9,13 +9,13 @@ notice.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
+from typing import Any
 
 import aiosmtplib
-import asyncssh
 import httpx
 from aiokafka.errors import KafkaError
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from service.delivery_errors import DeliveryError
@@ -31,6 +31,13 @@ S3_PERMANENT_CODES = {
     "SignatureDoesNotMatch",
     "AllAccessDisabled",
 }
+
+
+def _loaded(module: str) -> Any:
+    """A client library's module once something imported it, else None. The adapters import their
+    libraries when first used (a worker starts without SFTP's and Azure's, a second of every start),
+    and an exception of a library never imported cannot have been raised."""
+    return sys.modules.get(module)
 
 
 @dataclass(frozen=True)
@@ -52,14 +59,15 @@ def classify_failure(exc: BaseException) -> Failure:
         return _failure(f"invalid URL: {exc}", permanent=True)
     if isinstance(exc, httpx.HTTPError):
         return _failure(f"HTTP: {type(exc).__name__}", permanent=False)
-    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        return _failure("SFTP: the server's host key does not match settings.host-key", permanent=True)
-    if isinstance(exc, asyncssh.PermissionDenied):
-        return _failure("SFTP: login refused (username, password or key)", permanent=True)
-    if isinstance(exc, asyncssh.KeyImportError):
-        return _failure("SFTP: a key in the settings cannot be read", permanent=True)
-    if isinstance(exc, asyncssh.SFTPError | asyncssh.Error):
-        return _failure(f"SFTP: {type(exc).__name__} (code {exc.code})", permanent=False)
+    if (ssh := _loaded("asyncssh")) is not None:
+        if isinstance(exc, ssh.HostKeyNotVerifiable):
+            return _failure("SFTP: the server's host key does not match settings.host-key", permanent=True)
+        if isinstance(exc, ssh.PermissionDenied):
+            return _failure("SFTP: login refused (username, password or key)", permanent=True)
+        if isinstance(exc, ssh.KeyImportError):
+            return _failure("SFTP: a key in the settings cannot be read", permanent=True)
+        if isinstance(exc, ssh.SFTPError | ssh.Error):
+            return _failure(f"SFTP: {type(exc).__name__} (code {exc.code})", permanent=False)
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         return _failure("SMTP: the server refused every recipient", permanent=True)
     if isinstance(exc, aiosmtplib.SMTPException):
@@ -71,14 +79,15 @@ def classify_failure(exc: BaseException) -> Failure:
         return _failure(f"S3: invalid request: {exc}", permanent=True)
     if isinstance(exc, BotoCoreError):
         return _failure(f"S3: {type(exc).__name__}", permanent=False)
-    if isinstance(exc, ClientAuthenticationError | ResourceNotFoundError):
-        code = _code(getattr(exc, "error_code", None))
-        return _failure(f"Azure: {type(exc).__name__}{f' ({code})' if code else ''}", permanent=True)
-    if isinstance(exc, HttpResponseError):
-        status = exc.status_code or 0
-        return _failure(f"Azure: HTTP {status}", permanent=is_permanent_http_status(status))
-    if isinstance(exc, AzureError):
-        return _failure(f"Azure: {type(exc).__name__}", permanent=False)
+    if (azure := _loaded("azure.core.exceptions")) is not None:
+        if isinstance(exc, azure.ClientAuthenticationError | azure.ResourceNotFoundError):
+            code = _code(getattr(exc, "error_code", None))
+            return _failure(f"Azure: {type(exc).__name__}{f' ({code})' if code else ''}", permanent=True)
+        if isinstance(exc, azure.HttpResponseError):
+            status = exc.status_code or 0
+            return _failure(f"Azure: HTTP {status}", permanent=is_permanent_http_status(status))
+        if isinstance(exc, azure.AzureError):
+            return _failure(f"Azure: {type(exc).__name__}", permanent=False)
     if isinstance(exc, SecretKeyError):
         # Keys reach workers unevenly during a rotation: a worker without the new key yet may succeed later.
         return _failure(str(exc), permanent=False)

@@ -9,13 +9,7 @@ import httpx
 import orjson
 
 from service.contracts import Integration
-from service.destinations.azure import AzureBlobDestination
 from service.destinations.base import Destination
-from service.destinations.email import EmailDestination
-from service.destinations.local import LocalDestination
-from service.destinations.s3 import S3Destination
-from service.destinations.sftp import SftpDestination
-from service.destinations.zapier import ZapierDestination
 from service.netclients import policy_http_client
 from service.netpolicy import NetPolicy
 from service.settings import Settings
@@ -47,19 +41,33 @@ class DestinationPool:
         return destination
 
     def _create(self, integration: Integration, settings: dict[str, Any]) -> Destination:
+        # Each adapter's client library is imported when an integration of its type is first used:
+        # together they were a third of a worker's start (Azure's and SFTP's alone most of it).
         s, policy = self.settings, self.policy
         match integration.type:
             case "local":
+                from service.destinations.local import LocalDestination
+
                 return LocalDestination(settings, policy, s.local_delivery_root)
             case "email":
+                from service.destinations.email import EmailDestination
+
                 return EmailDestination(settings, policy, self.relay, s.smtp_from, s.max_email_bytes)
             case "sftp":
+                from service.destinations.sftp import SftpDestination
+
                 return SftpDestination(settings, policy, s.destination_timeout_seconds)
             case "s3":
+                from service.destinations.s3 import S3Destination
+
                 return S3Destination(settings, policy, s.destination_timeout_seconds)
             case "azure":
+                from service.destinations.azure import AzureBlobDestination
+
                 return AzureBlobDestination(settings, policy)
             case "zapier":
+                from service.destinations.zapier import ZapierDestination
+
                 return ZapierDestination(settings, policy, self.http, allow_http=s.allow_http_hooks)
 
     async def close(self) -> None:

@@ -41,7 +41,13 @@ def require_broker(settings: Settings) -> None:
 
 
 def catalog_of(settings: Settings) -> Catalog:
-    return load_catalog(settings.topic_catalog, settings.topic_prefix, settings.replication_factor, settings.app_id)
+    return load_catalog(
+        settings.topic_catalog,
+        settings.topic_prefix,
+        settings.replication_factor,
+        settings.app_id,
+        partitions=settings.partitions,
+    )
 
 
 @cli.command()
@@ -62,7 +68,9 @@ def worker() -> None:
 
 @topics_cli.command("apply")
 def topics_apply() -> None:
-    """Create the catalog's missing topics and report the ones that differ (changes nothing else)."""
+    """Create the catalog's missing topics and report the ones that differ (changes nothing else).
+
+    Co-partitioned topics get OUTBOUND_PARTITIONS partitions; another count on the cluster: exit 3, nothing created."""
     settings = get_settings()
     require_broker(settings)
     plan = asyncio.run(apply_topics(settings, catalog_of(settings)))
@@ -70,8 +78,16 @@ def topics_apply() -> None:
         typer.echo(f"created  {spec.name} partitions={spec.partitions} replication={spec.replication}")
     for name in plan.unchanged:
         typer.echo(f"ok       {name}")
+    for spec in plan.withheld:
+        typer.echo(f"withheld {spec.name}: not created while a partition count differs (partitions={spec.partitions})")
     for diff in plan.differences:
         typer.echo(f"differs  {diff.topic}: {diff.what}")
+    if plan.partitions_differ:
+        typer.echo(
+            f"error: existing topics have other partition counts than OUTBOUND_PARTITIONS={settings.partitions} "
+            "and the catalog give them (differs lines above): nothing created, nothing changed",
+            err=True,
+        )
     if plan.differences:
         raise typer.Exit(3)
 

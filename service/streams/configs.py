@@ -37,12 +37,12 @@ integrations_view: TopicView[Integration] = TopicView(catalog["integrations"].na
 order_numbers_view: TopicView[str] = TopicView(catalog["order-index"].name, _order_id, "order index")
 
 
-@app.task
+@app.start_task
 async def follow_integrations() -> None:
     await integrations_view.run(settings)
 
 
-@app.task
+@app.start_task
 async def follow_order_index() -> None:
     await order_numbers_view.run(settings)
 

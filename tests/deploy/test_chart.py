@@ -130,6 +130,8 @@ def test_topics_job_applies_the_catalog_before_install_and_upgrade(render: Rende
     assert env["OUTBOUND_TOPIC_PREFIX"] == VALUES["kafka"]["topicPrefix"]
     assert env["OUTBOUND_REPLICATION_FACTOR"] == str(VALUES["kafka"]["replicationFactor"])
     assert env["OUTBOUND_APP_ID"] == VALUES["kafka"]["appId"]
+    assert env["OUTBOUND_PARTITIONS"] == str(VALUES["kafka"]["partitions"])
+    assert env["OUTBOUND_PARTITIONS"] == worker_env(manifests)["OUTBOUND_PARTITIONS"]
     assert env["OUTBOUND_BROKER"] == worker_env(manifests)["OUTBOUND_BROKER"]
     assert not by_kind(manifests, "KafkaTopic")
 
@@ -175,6 +177,17 @@ def test_every_value_parses_as_the_setting_it_sets(render: Render, monkeypatch: 
     )
     assert settings.web_host == "0.0.0.0"
     assert settings.bootstrap_servers() == VALUES["kafka"]["bootstrapServers"]
+    assert settings.partitions == VALUES["kafka"]["partitions"]
+    assert settings.instance_id == "r-recipe-outbound-0"
+
+
+def test_each_worker_is_a_static_member_named_after_its_pod(render: Render) -> None:
+    manifests = render(PRODUCTION)
+    env = [e["name"] for e in worker(manifests)["env"]]
+    assert worker_env(manifests)["OUTBOUND_INSTANCE_ID"] == "$(POD_NAME)"
+    assert env.index("POD_NAME") < env.index("OUTBOUND_INSTANCE_ID"), "Kubernetes expands only earlier variables"
+    assert one(manifests, "StatefulSet")["kind"] == "StatefulSet", "a pod's name survives its restarts"
+    assert "OUTBOUND_INSTANCE_ID" not in worker_env(render(sets={"staticMembership": False}))
 
 
 def test_several_bootstrap_servers(render: Render) -> None:
@@ -284,6 +297,35 @@ def test_autoscaling_is_capped_at_the_partition_count(render: Render, refused: A
     assert scaled["spec"]["maxReplicaCount"] <= partitions
     assert scaled["spec"]["triggers"][0]["metadata"]["allowIdleConsumers"] == "false"
     assert "partition count" in refused(PRODUCTION, sets={"autoscaling.maxReplicas": partitions + 1})
+
+
+def test_kafka_partitions_sets_the_family_the_jobs_and_workers_count_and_the_replica_limit(
+    render: Render, refused: Any
+) -> None:
+    strimzi = {"topics.mode": "strimzi", "topics.strimzi.cluster": "c", "kafka.partitions": 12}
+    manifests = render(sets={**strimzi, "replicaCount": 12})
+    wanted = load_catalog(CATALOG, "", VALUES["kafka"]["replicationFactor"], VALUES["kafka"]["appId"], partitions=12)
+    rendered = {t["spec"]["topicName"]: t["spec"]["partitions"] for t in by_kind(manifests, "KafkaTopic")}
+    assert rendered == {s.name: s.partitions for s in wanted}, "the chart and the service apply one rule"
+    family = {s.name for s in wanted if s.follows_setting}
+    assert {rendered[name] for name in family} == {12}
+    assert {"recipes", "order-links", "orders", "deliveries", "recipe-outbound-orders-changelog"} <= family
+    assert {name: n for name, n in rendered.items() if name not in family} == {
+        "integrations": 1,
+        "order-index": 1,
+        "deliveries-failed": 3,
+        "notifications": 3,
+        "invalid-events": 3,
+    }
+    assert one(manifests, "StatefulSet")["spec"]["replicas"] == 12
+    assert worker_env(manifests)["OUTBOUND_PARTITIONS"] == "12"
+    job = one(render(sets={"kafka.partitions": 12}), "Job")["spec"]["template"]["spec"]["containers"][0]
+    assert {e["name"]: e.get("value") for e in job["env"]}["OUTBOUND_PARTITIONS"] == "12"
+    assert "partition count (12" in refused(sets={**strimzi, "replicaCount": 13})
+    scaled = one(render(PRODUCTION, sets={"kafka.partitions": 12, "autoscaling.maxReplicas": 12}), "ScaledObject")
+    assert scaled["spec"]["maxReplicaCount"] == 12
+    assert "partition count (12" in refused(PRODUCTION, sets={"kafka.partitions": 12, "autoscaling.maxReplicas": 13})
+    assert "kafka/partitions" in refused(sets={"kafka.partitions": 1001})
 
 
 def test_alerts_cover_what_matters(render: Render) -> None:

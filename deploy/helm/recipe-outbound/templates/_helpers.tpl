@@ -63,12 +63,43 @@ app.kubernetes.io/part-of: recipe-outbound
 {{- .Files.Get "files/catalog.json" }}
 {{- end }}
 
-{{/* The largest partition count in the catalog: workers beyond it would own no partition. */}}
+{{/* The catalog's count of the co-partitioned family: the one count every `copartitioned` group has
+(0: the catalog names no group). The service's rule, service/catalog.py family_partitions. */}}
+{{- define "outbound.familyPartitions" -}}
+{{- $catalog := include "outbound.catalog" . | fromJson }}
+{{- $family := 0 }}
+{{- range $group := (default list $catalog.copartitioned) }}
+{{- range $key := $group }}
+{{- $count := int (index $catalog.topics $key).partitions }}
+{{- if and $family (ne $count $family) }}
+{{- fail (printf "files/catalog.json: the co-partitioned groups must share one partition count (%s has %d, others %d)" $key $count $family) }}
+{{- end }}
+{{- $family = $count }}
+{{- end }}
+{{- end }}
+{{- $family }}
+{{- end }}
+
+{{/* A topic's partition count in this deployment, from its catalog count (dict "root" $ "count" N):
+kafka.partitions for every topic the catalog gives the family's count, the catalog's count for the
+others. The service's rule, service/catalog.py partitions_for (the tests compare them). */}}
+{{- define "outbound.partitionsFor" -}}
+{{- $count := int .count }}
+{{- $family := include "outbound.familyPartitions" .root | int }}
+{{- if and $family (eq $count $family) }}
+{{- int .root.Values.kafka.partitions }}
+{{- else }}
+{{- $count }}
+{{- end }}
+{{- end }}
+
+{{/* The largest partition count of the deployment's topics: workers beyond it would own no partition. */}}
 {{- define "outbound.maxPartitions" -}}
 {{- $catalog := include "outbound.catalog" . | fromJson }}
 {{- $max := 1 }}
 {{- range $key, $topic := $catalog.topics }}
-{{- if gt (int $topic.partitions) $max }}{{ $max = int $topic.partitions }}{{ end }}
+{{- $count := include "outbound.partitionsFor" (dict "root" $ "count" $topic.partitions) | int }}
+{{- if gt $count $max }}{{ $max = $count }}{{ end }}
 {{- end }}
 {{- $max }}
 {{- end }}
@@ -90,6 +121,12 @@ app.kubernetes.io/part-of: recipe-outbound
       fieldPath: metadata.name
 - name: HOME
   value: /tmp
+{{- if .Values.staticMembership }}
+# The pod's name survives its restarts (StatefulSet): the group hands a restarted worker its
+# partitions straight back, without waiting out its session or rebalancing the others.
+- name: OUTBOUND_INSTANCE_ID
+  value: "$(POD_NAME)"
+{{- end }}
 - name: OUTBOUND_BROKER
   value: {{ include "outbound.broker" . | quote }}
 - name: OUTBOUND_SECURITY_PROTOCOL
@@ -104,6 +141,8 @@ app.kubernetes.io/part-of: recipe-outbound
   value: {{ .Values.kafka.topicPrefix | quote }}
 - name: OUTBOUND_REPLICATION_FACTOR
   value: {{ .Values.kafka.replicationFactor | int | quote }}
+- name: OUTBOUND_PARTITIONS
+  value: {{ .Values.kafka.partitions | int | quote }}
 - name: OUTBOUND_APP_ID
   value: {{ .Values.kafka.appId | quote }}
 - name: OUTBOUND_DATA_DIR
@@ -173,10 +212,10 @@ app.kubernetes.io/part-of: recipe-outbound
 {{- define "outbound.checks" -}}
 {{- $max := include "outbound.maxPartitions" . | int }}
 {{- if gt (int .Values.replicaCount) $max }}
-{{- fail (printf "replicaCount (%d) is more than the largest topic's partition count (%d): the extra workers would own no partition" (int .Values.replicaCount) $max) }}
+{{- fail (printf "replicaCount (%d) is more than the largest topic's partition count (%d, kafka.partitions for the co-partitioned topics): the extra workers would own no partition" (int .Values.replicaCount) $max) }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.maxReplicas) $max) }}
-{{- fail (printf "autoscaling.maxReplicas (%d) is more than the largest topic's partition count (%d): the extra workers would own no partition" (int .Values.autoscaling.maxReplicas) $max) }}
+{{- fail (printf "autoscaling.maxReplicas (%d) is more than the largest topic's partition count (%d, kafka.partitions for the co-partitioned topics): the extra workers would own no partition" (int .Values.autoscaling.maxReplicas) $max) }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}

@@ -10,6 +10,7 @@ import signal
 
 import pytest
 
+from tests.broker_view import group_state
 from tests.conftest import new_deployment
 from tests.support import (
     Worker,
@@ -99,5 +100,8 @@ async def test_a_static_member_back_at_another_address_serves_its_own_partitions
         except AssertionError as exc:
             raise AssertionError(f"{exc}; last answers: {answers[-3:]}") from None
         assert "previous URL" in moved.log.read_text()
+        # Stopped, a static member stays in the group (no LeaveGroup): its partitions wait for it.
+        moved.stop()
+        assert (await group_state(deployment))[1] == 1
     finally:
         moved.stop()

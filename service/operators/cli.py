@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 import typer
+from pydantic import ValidationError
 
 from service.catalog import Catalog, load_catalog
 from service.kafka_admin import apply_topics, broker_answers
@@ -451,3 +452,11 @@ def main() -> None:
         cli()
     except KeyboardInterrupt:
         sys.exit(130)
+    except ValidationError as exc:
+        # A setting out of its bounds: say which variable and why, not a traceback through pydantic.
+        if exc.title != Settings.__name__:
+            raise
+        for problem in exc.errors():
+            name = "OUTBOUND_" + "_".join(str(part) for part in problem["loc"]).upper()
+            typer.echo(f"error: {name}: {problem['msg']}", err=True)
+        sys.exit(2)

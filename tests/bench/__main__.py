@@ -1,7 +1,10 @@
 """`scripts/bench [--quick] [--runs N] [NAME...]`: run the benchmarks (all, or those named) on one
 broker and one set of destination servers started for the run, and print the table.
 
-Names: throughput (P1), latency (P2), memory (P4), recovery (P5), scaleout (P6).
+Names: throughput (P1), latency (P2), memory (P4), recovery (P5), scaleout (P6: I/O-bound, then
+CPU-bound), restart (P7: SIGKILL and restart with and without OUTBOUND_INSTANCE_ID, time to ready).
+`--runs 1` brings P7 to one run per variant (each run without an instance id waits out the 60 s
+session timeout: about 80 s).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import psutil
 from tests.bench.bench_latency import bench_latency
 from tests.bench.bench_memory import bench_memory
 from tests.bench.bench_recovery import bench_recovery
+from tests.bench.bench_restart import bench_restart
 from tests.bench.bench_throughput import bench_scaleout, bench_throughput
 from tests.bench.harness import Bench, Row, Sizes, table
 from tests.servers import start_destinations, stop_destinations
@@ -33,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "memory": bench_memory,
     "recovery": bench_recovery,
     "scaleout": bench_scaleout,
+    "restart": bench_restart,
 }
 
 

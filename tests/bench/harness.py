@@ -40,14 +40,16 @@ class Sizes:
     email_mib: int
     recovery_recipes: int
     runs: int
+    scaleout_deliveries: int  # P6 I/O-bound: hook deliveries per run
+    restart_seconds: float  # P7: seconds of orders at latency_rate, the worker killed 40 % of the way in
 
     @staticmethod
     def full() -> Sizes:
-        return Sizes(10_000, 1_000, 50.0, 1024, 15, 200_000, 3)
+        return Sizes(10_000, 1_000, 50.0, 1024, 15, 200_000, 3, scaleout_deliveries=2_400, restart_seconds=40.0)
 
     @staticmethod
     def quick() -> Sizes:
-        return Sizes(2_000, 250, 50.0, 256, 15, 20_000, 3)
+        return Sizes(2_000, 250, 50.0, 256, 15, 20_000, 3, scaleout_deliveries=720, restart_seconds=20.0)
 
 
 @dataclass

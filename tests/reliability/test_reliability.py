@@ -325,7 +325,7 @@ async def test_r2_an_sftp_outage_fails_and_tells_without_delaying_others_then_a_
         recipes = [one_file_recipe(destinations, tenant) for _ in range(10)]
         await deployment.produce_json("recipes", recipes, "recipeId")
         orders = [order_event(tenant, [recipes[i % 10]["recipeId"]]) for i in range(max(ORDERS // 100, 20))]
-        sftp.server.close()  # the outage: 60 s with nothing listening
+        sftp.server.close()  # the outage: 30 s with nothing listening
         await sftp.server.wait_closed()
         outage_started = time.monotonic()
         sent_at = datetime.now(UTC)
@@ -341,7 +341,7 @@ async def test_r2_an_sftp_outage_fails_and_tells_without_delaying_others_then_a_
         assert all(len(f["command"]["errors"]) == 3 for f in failed)
         inbox = destinations.smtp.inbox
         await wait_for(lambda: len(inbox.to(f"alerts-{tenant}@ops.example")) >= len(orders), 120, "failure notices", 1)
-        await asyncio.sleep(max(0.0, 60 - (time.monotonic() - outage_started)))  # the rest of the outage itself
+        await asyncio.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))  # the rest of the outage itself
         sftp = await start_sftp(sftp.port, sftp.key, sftp.root)
         deployment.cli("redrive", "--integration", down["id"])
         root = sftp.root / tenant
@@ -353,7 +353,7 @@ async def test_r2_an_sftp_outage_fails_and_tells_without_delaying_others_then_a_
         assert on_the_server() == 2 * len(orders)
         checked = await assert_nothing_skipped_below_commits(deployment)
         report(
-            "R2 SFTP outage 60 s, then re-drive",
+            "R2 SFTP outage 30 s, then re-drive",
             orders=len(orders),
             failed_then_redriven=len(failed),
             notices=len(inbox.to(f"alerts-{tenant}@ops.example")),

@@ -53,8 +53,9 @@ async def test_a_killed_static_member_is_back_at_once_the_other_is_never_revoked
 
         b.stop(signal.SIGKILL)
         await deployment.produce_json("orders", orders[30:], "orderId")
-        again = await Worker(deployment, "b", port=b.port, OUTBOUND_INSTANCE_ID="worker-b").start().ready(BACK_WITHIN)
+        again = Worker(deployment, "b", port=b.port, OUTBOUND_INSTANCE_ID="worker-b").start()
         try:
+            await again.ready(BACK_WITHIN)
             ids = {o["orderId"] for o in orders}
 
             async def every_order_accepted() -> bool:
@@ -77,8 +78,9 @@ async def test_a_static_member_back_at_another_address_serves_its_own_partitions
     tenant = unique("su")
     first = await Worker(deployment, "one", OUTBOUND_INSTANCE_ID="worker-0").start().ready()
     first.stop(signal.SIGKILL)
-    moved = await Worker(deployment, "one", OUTBOUND_INSTANCE_ID="worker-0").start().ready(BACK_WITHIN)
+    moved = Worker(deployment, "one", OUTBOUND_INSTANCE_ID="worker-0").start()
     try:
+        await moved.ready(BACK_WITHIN)
         assert moved.port != first.port
         await configure(deployment, [moved], local_integration(tenant, ["order.created"]))
         recipe, _ = recipe_with_assets(destinations, tenant)

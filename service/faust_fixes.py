@@ -51,6 +51,17 @@ assertion inside aiokafka's coordinator routine, which then stopped for good: th
 partition and never became ready. Here the old URL is replaced by the worker's own in what it keeps
 (its own partitions are served here, not forwarded to the old address); the other workers learn the
 new URL at the group's next rebalance.
+
+5. A commit waits until the broker has every table write made before it (`SettledFlushProducer`).
+
+Tables write their changelog records through the producer's buffer (`send_soon`). Before committing,
+Faust flushes it (`Consumer._commit_offsets`), but `ProducerBuffer.flush_atmost` gives up after 0.1 s
+without progress and returns with records still waiting, a record taken off the buffer but not yet
+handed to aiokafka is in neither place, and aiokafka's `flush` returns without raising when a batch
+failed. A commit could thus pass input whose table writes never reached the broker: after a crash
+the table lacks them and the input is not read again. Here the flush also waits for every record
+handed to the buffer before it, and a record the broker refused stops every later commit (the
+worker's liveness says so: a restart redoes the work from the committed offsets).
 """
 
 from __future__ import annotations
@@ -70,6 +81,8 @@ from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.utils.functional import consecutive_numbers
+
+from service import health
 
 logger = logging.getLogger(__name__)
 
@@ -343,6 +356,14 @@ class NoSkipConsumer(faust_aiokafka.Consumer):
             self._suspected_hole.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Faust's commit, called after the producer's flush (`SettledFlushProducer`): refused for good
+        once a table write was lost, since every offset from then on may pass input whose table state
+        the broker does not have."""
+        if health.noticed.lost_table_write is not None:
+            return False
+        return cast(bool, await super()._commit(offsets))
+
     def ack(self, message: Message) -> bool:
         generation = getattr(message, "generation_id", None)
         if generation is not None and generation != self.app.consumer_generation_id:
@@ -410,7 +431,42 @@ def at_url(metadata: ClientMetadata, old: str, new: str) -> ClientMetadata:
     )
 
 
+class SettledFlushProducer(faust_aiokafka.Producer):
+    """Faust's producer whose flush returns once every record handed to `send_soon` before it is
+    acknowledged by the broker, or has failed, which no later commit passes."""
+
+    settle_seconds = 120.0  # past aiokafka's own delivery timeout: a record still unsettled then is lost
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._unsettled: set[asyncio.Future[Any]] = set()
+
+    def send_soon(self, fut: Any) -> None:
+        self._unsettled.add(fut)
+        fut.add_done_callback(self._settled)
+        super().send_soon(fut)
+
+    def _settled(self, fut: asyncio.Future[Any]) -> None:
+        self._unsettled.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            self.lost(f"{type(fut.exception()).__name__} on {fut.message.channel.get_topic_name()}")  # type: ignore[attr-defined]
+
+    def lost(self, what: str) -> None:
+        if health.noticed.lost_table_write is None:
+            health.noticed.lost_table_write = what
+            logger.error("a table write never reached the broker: no commit from now on", extra={"write": what})
+
+    async def flush(self) -> None:
+        waiting = list(self._unsettled)
+        await super().flush()
+        if waiting:
+            _, late = await asyncio.wait(waiting, timeout=self.settle_seconds)
+            if late:
+                self.lost(f"{len(late)} records unacknowledged after {self.settle_seconds:g}s")
+
+
 class Transport(faust_aiokafka.Transport):
-    """Faust's Kafka transport with the consumer above."""
+    """Faust's Kafka transport with the consumer and the producer above."""
 
     Consumer = NoSkipConsumer
+    Producer = SettledFlushProducer

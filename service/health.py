@@ -30,6 +30,8 @@ class Noticed:
     blocks: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=100))
     broker_answered: float | None = None
     broker_error: str | None = None
+    # A table's changelog record the broker did not take: the worker commits nothing from then on.
+    lost_table_write: str | None = None
 
 
 noticed = Noticed()
@@ -67,6 +69,11 @@ def liveness_problems(
     itself runs on the loop, so this only shows a heartbeat task that died)."""
     problems = [f"agent {name} is crash-looping" for name in crash_looping(state.crashes, now)]
     problems += [f"the {v.name} view stopped: {v.failure}" for v in views if v.failure is not None]
+    if state.lost_table_write is not None:
+        problems.append(
+            f"a table write never reached the broker ({state.lost_table_write}): nothing is committed past it "
+            "and a restart redoes it from the committed offsets"
+        )
     block = max(longest_block(state.blocks, now), loop_stalled_for)
     if block > block_threshold:
         problems.append(f"the event loop was blocked for {block:.1f}s (limit {block_threshold:g}s)")

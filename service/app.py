@@ -47,6 +47,7 @@ class App(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._start_tasks: list[Callable[[], Awaitable[None]]] = []
+        self._before_stop: list[Callable[[], Awaitable[None]]] = []
 
     def start_task(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """Like Faust's `@app.task`, but started with the app instead of after the table recovery: for
@@ -59,6 +60,16 @@ class App(faust.App):
         await super().on_start()
         for fn in self._start_tasks:
             self.add_future(fn())
+
+    def before_stop(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Run `fn` when the worker begins to stop, before Faust stops the consumer and closes the tables."""
+        self._before_stop.append(fn)
+        return fn
+
+    async def on_stop(self) -> None:
+        for fn in self._before_stop:
+            await fn()
+        await super().on_stop()
 
     def _new_transport(self) -> Any:
         from service.faust_fixes import Transport
@@ -125,9 +136,10 @@ invalid_events_topic = topic("invalid-events")
 JSON_SCHEMA: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
 
 
-def table(name: str) -> Any:
-    """A RocksDB table whose changelog the catalog declares (and `topics apply` creates)."""
-    return app.Table(name, partitions=catalog[f"table:{name}"].partitions, schema=JSON_SCHEMA)
+def table(name: str, **options: Any) -> Any:
+    """A RocksDB table whose changelog the catalog declares (and `topics apply` creates); `options` are
+    its RocksDB options (faust.stores.rocksdb.RocksDBOptions)."""
+    return app.Table(name, partitions=catalog[f"table:{name}"].partitions, schema=JSON_SCHEMA, options=options or None)
 
 
 # recipeId -> validated recipe event (fed by recipe-events, never by the upstream topic)
@@ -136,3 +148,10 @@ recipes_table = table("recipes")
 pending_links_table = table("pending-links")
 # orderId -> the order without personal data, and its latest event (fed by order-events)
 orders_table = table("orders")
+# "<due>|<tier>|<integrationId>|<deliveryId>|<attempt>" -> a retry waiting for its due time (fed by
+# deliveries-retry, in its partitions; service/streams/waiting_room.py). Small write buffers and block
+# cache: its entries are written once, read once when due, and must cost disk, not memory (Faust's
+# defaults are 64 MiB of memtable and a 2 GiB block cache per partition).
+waiting_retries_table = table(
+    "waiting-retries", write_buffer_size=2 * 1024**2, max_write_buffer_number=2, block_cache_size=4 * 1024**2
+)

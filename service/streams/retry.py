@@ -1,10 +1,13 @@
 """Retries and final failures.
 
-deliveries-retry holds failed commands with the time their next attempt is due. Each one waits in
-a task of its own (`concurrency.py`), so a retry due in an hour never holds back one due in five
-seconds, and due retries run at once through the same slots as first attempts. Kafka keeps the
-command until its attempt has finished (offsets are acknowledged in order), so a stop or a crash
-while a retry waits loses nothing: it is read again and waits for the same due time. A retry is
+deliveries-retry holds failed commands with the time their next attempt is due. A retry due within a
+second waits in its task and runs; one due later becomes a row of the `waiting-retries` table
+(`waiting_room.py`) and its message is acknowledged once the row is written, so waiting holds no slot
+of this agent and no commit of its partition, and one tenant's thousands of waiting retries never
+keep another's from being read. A sweep every second starts the rows that are due, the earliest
+first and a few per integration at a time, through the same slots as first attempts; a row is
+deleted once its attempt has finished, so a stop, a crash or a revocation before that leaves it for
+the partition's next owner (the table is recovered from its changelog like every other). A retry is
 dropped when the order was cancelled after the event being delivered. deliveries-failed turns into
 failure notifications.
 """
@@ -13,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from faust.types import StreamT
@@ -26,16 +31,24 @@ from service.app import (
     deliveries_retry_topic,
     notifications_topic,
     settings,
+    waiting_retries_table,
 )
 from service.contracts import DeliveryCommand
 from service.planning.notifications import failure_notification
-from service.streams.concurrency import handle_concurrently, idle
+from service.streams.concurrency import handle_concurrently, idle, revoked_partitions
 from service.streams.configs import find_integration
 from service.streams.deliver import attempt, dropped_if_superseded, log_ids
 from service.streams.publish import publish
 from service.streams.rejects import handle_each
+from service.streams.waiting_room import Waiting, due_rows, rows_to_start, waiting_by_tier, waiting_key
+from service.streams.write_behind import handling
 
 log = logging.getLogger(__name__)
+
+# A retry due this soon waits in its task: writing and sweeping a row would take about as long.
+DUE_NOW_SECONDS = 1.0
+SWEEP_SECONDS = 1.0
+RECOUNT_SECONDS = 15.0
 
 
 @app.agent(deliveries_retry_topic)
@@ -51,20 +64,129 @@ async def retry_deliveries(stream: StreamT[Any]) -> None:
 
 async def retry_one(event: Any) -> None:
     command = DeliveryCommand.model_validate_json(event.value)
-    if command.dueAt is not None:
-        wait = (command.dueAt - datetime.now(UTC)).total_seconds()
-        if wait > 0:
-            waiting = metrics.retries_waiting.labels(metrics.retry_tier(command.attempt, command.seriesStart))
-            waiting.inc()
-            try:
-                with idle():
-                    await asyncio.sleep(wait)
-            finally:
-                waiting.dec()
-    # Read after the wait: a cancellation may have arrived meanwhile.
+    wait = (command.dueAt - datetime.now(UTC)).total_seconds() if command.dueAt is not None else 0.0
+    if wait > DUE_NOW_SECONDS:
+        with handling(event):
+            waiting_retries_table[waiting_key(command)] = orjson.loads(event.value)
+        return
+    if wait > 0:
+        with idle():
+            await asyncio.sleep(wait)
+    await run_retry(command)
+
+
+async def run_retry(command: DeliveryCommand) -> None:
+    # Read when its time has come: a cancellation may have arrived meanwhile.
     if await dropped_if_superseded(command):
         return
     await attempt(command)
+
+
+class PartitionEvent:
+    """Stands for an event of a deliveries-retry partition where a row is deleted outside any stream:
+    Faust takes the partition of a table write from the event being handled (`write_behind.handling`)."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = _PartitionMessage(deliveries_retry_topic.get_topic_name(), partition)
+
+
+class _PartitionMessage:
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic, self.partition = topic, partition
+
+
+class Sweep:
+    """The waiting rows started and not yet finished, by key, with their partition and task."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, tuple[int, Waiting, asyncio.Task[None]]] = {}
+        self.recounted = 0.0
+        self.tiers: set[str] = set()
+
+    def start(self, partition: int, row: Waiting) -> None:
+        task = asyncio.create_task(self._run(partition, row))
+        self.running[row.key] = (partition, row, task)
+        task.add_done_callback(lambda _: self.running.pop(row.key, None))
+
+    async def _run(self, partition: int, row: Waiting) -> None:
+        try:
+            stored = waiting_retries_table.get(row.key)
+            if stored is not None:
+                await run_retry(DeliveryCommand.model_validate(stored))
+            with handling(PartitionEvent(partition)):
+                waiting_retries_table.pop(row.key, None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Left in place: the next sweep starts it again (attempt() records its own failures, so
+            # this is the broker or the table, which pass).
+            log.exception("a due retry could not be run; it stays waiting", extra={"integrationId": row.integration_id})
+            await asyncio.sleep(1.0)
+
+    def cancel(self, partitions: set[int] | None = None) -> int:
+        chosen = [task for p, _, task in self.running.values() if partitions is None or p in partitions]
+        for task in chosen:
+            task.cancel()
+        return len(chosen)
+
+
+sweep = Sweep()
+
+
+def active_partitions() -> list[int]:
+    topic = waiting_retries_table.changelog_topic.get_topic_name()
+    return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
+
+
+@app.timer(SWEEP_SECONDS)
+async def start_due_retries() -> None:
+    if app.rebalancing or app.in_recovery:
+        return
+    store = waiting_retries_table.data
+    now_ms = int(time.time() * 1000)
+    per_integration = Counter(row.integration_id for _, row, _ in sweep.running.values())
+    room = settings.max_messages_in_flight - len(sweep.running)
+    running = set(sweep.running)
+    partitions = [(p, store._dbs[p]) for p in active_partitions() if p in store._dbs]
+    for partition, db in partitions:
+        if room <= 0:
+            break
+        rows = rows_to_start(
+            due_rows(store._visible_keys(db), now_ms),
+            running,
+            per_integration,
+            per_integration_limit=2 * settings.integration_concurrency,
+            room=room,
+        )
+        for row in rows:
+            sweep.start(partition, row)
+        room -= len(rows)
+    if time.monotonic() - sweep.recounted > RECOUNT_SECONDS:
+        sweep.recounted = time.monotonic()
+        counts: Counter[str] = Counter()
+        for _, db in partitions:
+            counts += waiting_by_tier(store._visible_keys(db))
+        sweep.tiers |= set(counts)
+        for tier in sweep.tiers:
+            metrics.retries_waiting.labels(tier).set(counts.get(tier, 0))
+
+
+async def _on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+    topic = deliveries_retry_topic.get_topic_name()
+    revoked = {tp.partition for tp in revoked_partitions(args, kwargs) if tp.topic == topic}
+    if sweep.cancel(revoked):
+        log.info("due retries of revoked partitions cancelled: they stay waiting for the next owner")
+
+
+app.on_partitions_revoked.connect(cast(Any, _on_revoked))
+
+
+@app.before_stop
+async def cancel_due_retries() -> None:
+    """Before the tables close: a retry cut short stays in its row and runs again after the restart."""
+    tasks = [task for _, _, task in sweep.running.values()]
+    if sweep.cancel():
+        await asyncio.wait(tasks, timeout=5.0)
 
 
 @app.agent(deliveries_failed_topic)

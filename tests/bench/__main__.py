@@ -2,7 +2,8 @@
 broker and one set of destination servers started for the run, and print the table.
 
 Names: throughput (P1), latency (P2), memory (P4), recovery (P5), scaleout (P6: I/O-bound, then
-CPU-bound), restart (P7: SIGKILL and restart with and without OUTBOUND_INSTANCE_ID, time to ready).
+CPU-bound), restart (P7: SIGKILL and restart with and without OUTBOUND_INSTANCE_ID, time to ready),
+retries (P8: 100,000 waiting retries: memory, and how late due ones start).
 `--runs 1` brings P7 to one run per variant (each run without an instance id waits out the 60 s
 session timeout: about 80 s).
 """
@@ -27,6 +28,7 @@ from tests.bench.bench_memory import bench_memory
 from tests.bench.bench_recovery import bench_recovery
 from tests.bench.bench_restart import bench_restart
 from tests.bench.bench_throughput import bench_scaleout, bench_throughput
+from tests.bench.bench_waiting_retries import bench_waiting_retries
 from tests.bench.harness import Bench, Row, Sizes, table
 from tests.servers import start_destinations, stop_destinations
 from tests.support import load_local_kafka
@@ -38,6 +40,7 @@ BENCHMARKS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "recovery": bench_recovery,
     "scaleout": bench_scaleout,
     "restart": bench_restart,
+    "retries": bench_waiting_retries,
 }
 
 

@@ -17,8 +17,17 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from tests.bench.harness import Bench, Row, assigned_consumer, create_topics, median, poll_until, total_end
-from tests.support import Deployment, configure, local_integration, order_event, recipe_with_assets, unique
+from tests.bench.harness import (
+    Bench,
+    Row,
+    assigned_consumer,
+    create_topics,
+    median,
+    poll_until,
+    total_end,
+    warmed_local_tenant,
+)
+from tests.support import Deployment, order_event, unique
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -39,13 +48,7 @@ async def paced(count: int, rate: float, send: Any) -> None:
 
 
 async def service_run(bench: Bench, deployment: Deployment, workers: list[Any], count: int, rate: float) -> list[float]:
-    tenant = unique("lat")
-    await configure(deployment, workers, local_integration(tenant, ["order.created"]))
-    recipe, _ = recipe_with_assets(bench.destinations, tenant)
-    await deployment.produce_json("recipes", [recipe], "recipeId")
-    warm = order_event(tenant, [recipe["recipeId"]])
-    await deployment.produce_json("orders", [warm], "orderId")
-    await deployment.wait_json("delivery-results", lambda d: d.get("orderId") == warm["orderId"], 1, 120)
+    tenant, recipe = await warmed_local_tenant(bench, deployment, workers, "lat")
     orders = [order_event(tenant, [recipe["recipeId"]]) for _ in range(count)]
     sent: dict[str, float] = {}
     producer = AIOKafkaProducer(bootstrap_servers=bench.bootstrap, linger_ms=0)

@@ -28,15 +28,11 @@ from aiokafka import AIOKafkaProducer
 
 from service.settings import Settings
 from tests.bench.bench_latency import paced
-from tests.bench.harness import Bench, Row, median, total_end
+from tests.bench.harness import Bench, Row, median, total_end, warmed_local_tenant
 from tests.support import (
     Deployment,
     Worker,
-    configure,
-    local_integration,
     order_event,
-    recipe_with_assets,
-    unique,
     wait_for,
 )
 
@@ -74,13 +70,7 @@ async def restart_run(bench: Bench, static: bool) -> dict[str, float]:
 async def killed_under_load(bench: Bench, deployment: Deployment, worker: Worker) -> dict[str, float]:
     rate, seconds = bench.sizes.latency_rate, bench.sizes.restart_seconds
     count = round(rate * seconds)
-    tenant = unique("rst")
-    await configure(deployment, [worker], local_integration(tenant, ["order.created"]))
-    recipe, _ = recipe_with_assets(bench.destinations, tenant)
-    await deployment.produce_json("recipes", [recipe], "recipeId")
-    warm = order_event(tenant, [recipe["recipeId"]])
-    await deployment.produce_json("orders", [warm], "orderId")
-    await deployment.wait_json("delivery-results", lambda d: d.get("orderId") == warm["orderId"], 1, 120)
+    tenant, recipe = await warmed_local_tenant(bench, deployment, [worker], "rst")
     orders = [order_event(tenant, [recipe["recipeId"]]) for _ in range(count)]
     sent: dict[str, float] = {}
     results_topic = deployment.topic("delivery-results")

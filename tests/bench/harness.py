@@ -26,7 +26,7 @@ from cryptography.fernet import Fernet
 
 from service.kafka_admin import end_offsets
 from tests.servers import Destinations
-from tests.support import Deployment, Worker, unique
+from tests.support import Deployment, Worker, configure, local_integration, order_event, recipe_with_assets, unique
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Sizes:
     runs: int
     scaleout_deliveries: int  # P6 I/O-bound: hook deliveries per run
     restart_seconds: float  # P7: seconds of orders at latency_rate, the worker killed 40 % of the way in
+    waiting_retries: int = 100_000  # P8: retries waiting for their due time
 
     @staticmethod
     def full() -> Sizes:
@@ -49,7 +50,9 @@ class Sizes:
 
     @staticmethod
     def quick() -> Sizes:
-        return Sizes(2_000, 250, 50.0, 256, 15, 20_000, 3, scaleout_deliveries=720, restart_seconds=20.0)
+        return Sizes(
+            2_000, 250, 50.0, 256, 15, 20_000, 3, scaleout_deliveries=720, restart_seconds=20.0, waiting_retries=20_000
+        )
 
 
 @dataclass
@@ -140,6 +143,21 @@ class Bench:
     def report(self, row: Row) -> None:
         self.rows.append(row)
         print(f"  {row.figure}: service {row.service} | baseline {row.baseline} | ratio {row.ratio} | {row.runs}")
+
+
+async def warmed_local_tenant(
+    bench: Bench, deployment: Deployment, workers: list[Any], prefix: str
+) -> tuple[str, dict]:
+    """A tenant with a local-directory integration and one recipe, its first order delivered: what a
+    timed run of orders needs in place before its clock starts."""
+    tenant = unique(prefix)
+    await configure(deployment, workers, local_integration(tenant, ["order.created"]))
+    recipe, _ = recipe_with_assets(bench.destinations, tenant)
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    warm = order_event(tenant, [recipe["recipeId"]])
+    await deployment.produce_json("orders", [warm], "orderId")
+    await deployment.wait_json("delivery-results", lambda d: d.get("orderId") == warm["orderId"], 1, 120)
+    return tenant, recipe
 
 
 def median(values: list[float]) -> float:

@@ -1,7 +1,7 @@
 """The promise under stress: every order's files reach every configured destination at least once;
 duplicates only as overwrites of the same names. Real worker processes, the real broker, loopback.
 
-Sizes: `OUTBOUND_RELIABILITY_ORDERS` (R1's and R5's orders, default 1,200; R4 churns a tenth of them
+Sizes: `OUTBOUND_RELIABILITY_ORDERS` (R1's and R5's orders, default 800; R4 churns a tenth of them
 and R2 re-drives a hundredth, at least 20; the README's longer run uses 10,000),
 `OUTBOUND_RELIABILITY_EVENTS` (R3, default 2,000), `OUTBOUND_RELIABILITY_CHURN` (R5's third workers
 started and stopped, default 3), `OUTBOUND_RELIABILITY_KILLS` (R1's SIGKILLs, default 5) and
@@ -53,7 +53,7 @@ from tests.support import (
 
 POLL = 1.0  # seconds between progress checks: counting thousands of files must not starve the worker
 
-ORDERS = int(os.environ.get("OUTBOUND_RELIABILITY_ORDERS", "1200"))
+ORDERS = int(os.environ.get("OUTBOUND_RELIABILITY_ORDERS", "800"))
 EVENTS = int(os.environ.get("OUTBOUND_RELIABILITY_EVENTS", "2000"))
 CHURN = int(os.environ.get("OUTBOUND_RELIABILITY_CHURN", "3"))
 KILLS = int(os.environ.get("OUTBOUND_RELIABILITY_KILLS", "5"))

@@ -1,0 +1,109 @@
+"""P8 waiting retries: what 100,000 retries waiting for their due time cost a worker, and how late due
+retries start meanwhile.
+
+Retry commands are written straight onto `deliveries-retry` (as a failed attempt writes them), all
+for one catch hook: the waiting ones due in an hour, then a thousand due a few seconds after they
+are written. Figures: the worker's RSS once every waiting retry is stored, beside the same worker
+idle before (budget 64 MiB of growth), and the due retries' lateness (their attempt's `startedAt`
+minus `dueAt`), p50 / p99 / max.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import psutil
+
+from tests.bench.bench_latency import percentile
+from tests.bench.harness import Bench, Row, produce_all, total_end
+from tests.support import configure, hook_integration, unique
+
+BUDGET_MIB = 64
+
+
+def retry_command(tenant: str, integration_id: str, due: datetime, n: int) -> tuple[bytes, bytes]:
+    order_id = f"o{uuid.uuid4().hex[:12]}"
+    doc = {
+        "deliveryId": str(uuid.uuid4()),
+        "integrationId": integration_id,
+        "integrationType": "zapier",
+        "tenant": tenant,
+        "eventType": "order.created",
+        "eventId": str(uuid.uuid4()),
+        "recipeId": f"r{n}",
+        "orderId": order_id,
+        "orderNumber": f"n{n}",
+        "files": [],
+        "attempt": 2,
+        "dueAt": due.isoformat(),
+        "errors": [{"attempt": 1, "at": datetime.now(UTC).isoformat(), "error": "Zapier: hook answered HTTP 500"}],
+        "createdAt": datetime.now(UTC).isoformat(),
+    }
+    return order_id.encode(), orjson.dumps(doc)
+
+
+async def bench_waiting_retries(bench: Bench) -> None:
+    waiting = bench.sizes.waiting_retries
+    due_count = 1_000
+    # A hook's 2 slots would make a thousand due retries queue behind each other: the figure is the sweep.
+    deployment = bench.deployment(OUTBOUND_INTEGRATION_CONCURRENCY="8")
+    worker = await bench.worker(deployment, "p8")
+    tenant = unique("p8")
+    hook = hook_integration(bench.destinations, tenant, successNotificationList="", failureNotificationList="")
+    await configure(deployment, [worker], hook)
+    assert worker.proc is not None
+    process = psutil.Process(worker.proc.pid)
+    await asyncio.sleep(5.0)  # idle: the figure is the growth over a settled worker
+    idle = process.memory_info().rss
+    later = datetime.now(UTC) + timedelta(hours=1)
+    topic = deployment.topic("deliveries-retry")
+    started = time.monotonic()
+    for first in range(0, waiting, 10_000):
+        batch = [retry_command(tenant, hook["id"], later, n) for n in range(first, min(waiting, first + 10_000))]
+        await produce_all(bench.bootstrap, topic, batch)
+    end = await total_end(bench.bootstrap, topic)
+    deadline = time.monotonic() + 1800
+    while not await deployment.committed_everything("deliveries-retry"):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the waiting retries were not all stored")
+        await asyncio.sleep(1.0)
+    stored_in = time.monotonic() - started
+    await asyncio.sleep(5.0)
+    grown = (process.memory_info().rss - idle) / 2**20
+    bench.report(
+        Row(
+            f"P8 {waiting:,} retries waiting for their due time: worker RSS growth",
+            f"+{grown:.0f} MiB (stored in {stored_in:.0f} s, {end:,} records)",
+            f"budget {BUDGET_MIB} MiB over the idle worker ({idle / 2**20:.0f} MiB)",
+            f"{grown / BUDGET_MIB:.2f}",
+            "1 run",
+        )
+    )
+
+    due_at = datetime.now(UTC) + timedelta(seconds=5)
+    await produce_all(bench.bootstrap, topic, [retry_command(tenant, hook["id"], due_at, n) for n in range(due_count)])
+    results: list[dict] = []
+    deadline = time.monotonic() + 600
+    while len(results) < due_count:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the due retries did not all run")
+        await asyncio.sleep(1.0)
+        results = await deployment.read_json("delivery-results", lambda d: d["tenant"] == tenant)
+    late = sorted(
+        (datetime.fromisoformat(r["startedAt"]) - due_at).total_seconds() for r in results if r["attempt"] == 2
+    )
+    bench.report(
+        Row(
+            f"P8 {due_count:,} retries due at once among them: start after their due time",
+            f"p50 {percentile(late, 50):.2f} s, p99 {percentile(late, 99):.2f} s, max {late[-1]:.2f} s",
+            "target: within 5 s",
+            f"{late[-1] / 5:.2f}",
+            "1 run",
+            note="one catch hook answering at once, 8 slots for it (OUTBOUND_INTEGRATION_CONCURRENCY)",
+        )
+    )
+    bench.stop_workers()

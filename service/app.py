@@ -153,5 +153,5 @@ orders_table = table("orders")
 # cache: its entries are written once, read once when due, and must cost disk, not memory (Faust's
 # defaults are 64 MiB of memtable and a 2 GiB block cache per partition).
 waiting_retries_table = table(
-    "waiting-retries", write_buffer_size=2 * 1024**2, max_write_buffer_number=2, block_cache_size=4 * 1024**2
+    "waiting-retries", write_buffer_size=1024**2, max_write_buffer_number=2, block_cache_size=1024**2
 )

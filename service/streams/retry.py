@@ -15,9 +15,10 @@ failure notifications.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -40,7 +41,7 @@ from service.streams.configs import find_integration
 from service.streams.deliver import attempt, dropped_if_superseded, log_ids
 from service.streams.publish import publish
 from service.streams.rejects import handle_each
-from service.streams.waiting_room import Waiting, due_rows, rows_to_start, waiting_by_tier, waiting_key
+from service.streams.waiting_room import Waiting, census, due_rows, integration_start, rows_to_start, waiting_key
 from service.streams.write_behind import handling
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ log = logging.getLogger(__name__)
 # A retry due this soon waits in its task: writing and sweeping a row would take about as long.
 DUE_NOW_SECONDS = 1.0
 SWEEP_SECONDS = 1.0
-RECOUNT_SECONDS = 15.0
+SWEEP_GATHER_SECONDS = 0.05
+CENSUS_SECONDS = 15.0
 
 
 @app.agent(deliveries_retry_topic)
@@ -68,6 +70,7 @@ async def retry_one(event: Any) -> None:
     if wait > DUE_NOW_SECONDS:
         with handling(event):
             waiting_retries_table[waiting_key(command)] = orjson.loads(event.value)
+        sweep.integrations[event.message.partition].add(command.integrationId)
         return
     if wait > 0:
         with idle():
@@ -96,17 +99,24 @@ class _PartitionMessage:
 
 
 class Sweep:
-    """The waiting rows started and not yet finished, by key, with their partition and task."""
+    """The waiting rows started and not yet finished, by key, with their partition and task; and, per
+    partition, the integrations that have rows (from the last census and the rows written since)."""
 
     def __init__(self) -> None:
         self.running: dict[str, tuple[int, Waiting, asyncio.Task[None]]] = {}
-        self.recounted = 0.0
+        self.integrations: dict[int, set[str]] = defaultdict(set)
+        self.counted = 0.0
         self.tiers: set[str] = set()
+        self.wake = asyncio.Event()
 
     def start(self, partition: int, row: Waiting) -> None:
         task = asyncio.create_task(self._run(partition, row))
         self.running[row.key] = (partition, row, task)
-        task.add_done_callback(lambda _: self.running.pop(row.key, None))
+        task.add_done_callback(lambda _: self._finished(row.key))
+
+    def _finished(self, key: str) -> None:
+        self.running.pop(key, None)
+        self.wake.set()  # its integration has room again: no need to wait for the next second
 
     async def _run(self, partition: int, row: Waiting) -> None:
         try:
@@ -118,7 +128,7 @@ class Sweep:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Left in place: the next sweep starts it again (attempt() records its own failures, so
+            # Left in place: a later sweep starts it again (attempt() records its own failures, so
             # this is the broker or the table, which pass).
             log.exception("a due retry could not be run; it stays waiting", extra={"integrationId": row.integration_id})
             await asyncio.sleep(1.0)
@@ -138,37 +148,59 @@ def active_partitions() -> list[int]:
     return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
 
 
-@app.timer(SWEEP_SECONDS)
-async def start_due_retries() -> None:
+@app.task
+async def sweep_waiting_retries() -> None:
+    """Every second, and soon after a running retry finishes (its integration has room again)."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sweep.wake.wait(), SWEEP_SECONDS)
+        await asyncio.sleep(SWEEP_GATHER_SECONDS)  # the retries finishing together: one sweep for them
+        sweep.wake.clear()
+        try:
+            start_due_retries()
+        except Exception:
+            log.exception("sweeping the waiting retries failed; the next sweep tries again")
+
+
+def start_due_retries() -> None:
     if app.rebalancing or app.in_recovery:
         return
     store = waiting_retries_table.data
+    partitions = [(p, store._dbs[p]) for p in active_partitions() if p in store._dbs]
+    if time.monotonic() - sweep.counted > CENSUS_SECONDS or set(sweep.integrations) != {p for p, _ in partitions}:
+        take_census(store, partitions)  # also at once for partitions just assigned
     now_ms = int(time.time() * 1000)
+    limit = 2 * settings.integration_concurrency
+    running = set(sweep.running)
     per_integration = Counter(row.integration_id for _, row, _ in sweep.running.values())
     room = settings.max_messages_in_flight - len(sweep.running)
-    running = set(sweep.running)
-    partitions = [(p, store._dbs[p]) for p in active_partitions() if p in store._dbs]
     for partition, db in partitions:
-        if room <= 0:
-            break
-        rows = rows_to_start(
-            due_rows(store._visible_keys(db), now_ms),
-            running,
-            per_integration,
-            per_integration_limit=2 * settings.integration_concurrency,
-            room=room,
-        )
-        for row in rows:
-            sweep.start(partition, row)
-        room -= len(rows)
-    if time.monotonic() - sweep.recounted > RECOUNT_SECONDS:
-        sweep.recounted = time.monotonic()
-        counts: Counter[str] = Counter()
-        for _, db in partitions:
-            counts += waiting_by_tier(store._visible_keys(db))
-        sweep.tiers |= set(counts)
-        for tier in sweep.tiers:
-            metrics.retries_waiting.labels(tier).set(counts.get(tier, 0))
+        for integration_id in sorted(sweep.integrations[partition]):
+            free = min(limit - per_integration[integration_id], room)
+            if free <= 0:
+                continue
+            keys = db.keys(from_key=integration_start(integration_id))
+            # Its running rows are still in the table, ahead of the ones to start.
+            rows = rows_to_start(due_rows(keys, integration_id, now_ms), running, free)
+            for row in rows:
+                sweep.start(partition, row)
+            per_integration[integration_id] += len(rows)
+            room -= len(rows)
+
+
+def take_census(store: Any, partitions: list[tuple[int, Any]]) -> None:
+    """Which integrations have rows in each partition (rows of one no longer configured included: its
+    retries still run, and are recorded as skipped), and the gauge of waiting retries by tier."""
+    sweep.counted = time.monotonic()
+    tiers: Counter[str] = Counter()
+    sweep.integrations.clear()
+    for partition, db in partitions:
+        found = census(store._visible_keys(db))
+        sweep.integrations[partition] = found.integrations  # an empty set too: the partition is counted
+        tiers += found.tiers
+    sweep.tiers |= set(tiers)
+    for tier in sweep.tiers:
+        metrics.retries_waiting.labels(tier).set(tiers.get(tier, 0))
 
 
 async def _on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:

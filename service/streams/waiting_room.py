@@ -1,11 +1,13 @@
-"""Where retries wait for their due time: rows of a RocksDB table, ordered by when they are due.
+"""Where retries wait for their due time: rows of a RocksDB table, ordered by integration, then by
+when they are due.
 
 A retry read from deliveries-retry that is not due yet becomes a row of the `waiting-retries` table,
 in its own partition, and its message is acknowledged at once: waiting holds no slot of the retry
-agent and no commit of its partition, and costs disk, not memory. The row's key starts with the due
-time, so RocksDB keeps each partition's rows in the order they fall due and a sweep reads only the
-rows that are due, then stops. Due rows are started fairly: at most a few per integration at a time,
-so one tenant's flood of due retries never queues ahead of another tenant's one.
+agent and no commit of its partition, and costs disk, not memory. A row's key is its integration,
+then its due time, so RocksDB keeps each integration's rows of a partition together and in the order
+they fall due: a sweep seeks to each integration's first row and reads only as many of its due rows
+as the integration has room for. One tenant's flood of due retries therefore costs the sweep a few
+rows per second, never a scan past them, and never queues ahead of another tenant's due retry.
 
 These are the pure decisions; `streams/retry.py` is the agent and the sweep.
 """
@@ -27,23 +29,24 @@ class Waiting:
     """One waiting row, as its key tells it (the command itself is the row's value)."""
 
     key: str
+    integration_id: str
     due_ms: int
     tier: str
-    integration_id: str
 
 
 def waiting_key(command: DeliveryCommand) -> str:
-    """Due time first (ordering), then what the sweep decides on without reading the value, then what
-    makes the row one attempt of one delivery (read again after a crash, it lands on the same row)."""
+    """Integration, then due time (the order a sweep reads in), the tier (the gauge counts rows without
+    reading them), then what makes the row one attempt of one delivery (read again after a crash, it
+    lands on the same row). Integration ids never contain "|" (`common.schema.json`)."""
     assert command.dueAt is not None
     due_ms = int(command.dueAt.timestamp() * 1000)
     tier = metrics.retry_tier(command.attempt, command.seriesStart)
-    return f"{due_ms:0{DUE_DIGITS}d}|{tier}|{command.integrationId}|{command.deliveryId}|{command.attempt}"
+    return f"{command.integrationId}|{due_ms:0{DUE_DIGITS}d}|{tier}|{command.deliveryId}|{command.attempt}"
 
 
 def parse_key(key: str) -> Waiting:
-    due, tier, integration_id, _ = key.split("|", 3)
-    return Waiting(key, int(due), tier, integration_id)
+    integration_id, due, tier, _ = key.split("|", 3)
+    return Waiting(key, integration_id, int(due), tier)
 
 
 def stored_key(raw: bytes) -> str | None:
@@ -53,40 +56,49 @@ def stored_key(raw: bytes) -> str | None:
     return raw[1:-1].decode()
 
 
-def due_rows(raw_keys: Iterable[bytes], now_ms: int) -> Iterator[Waiting]:
-    """The rows due by `now_ms`, in due order, reading no further than the first row not yet due."""
+def integration_start(integration_id: str) -> bytes:
+    """Where an integration's rows begin in RocksDB's order (seek here)."""
+    return b'"' + f"{integration_id}|".encode()
+
+
+def due_rows(raw_keys: Iterable[bytes], integration_id: str, now_ms: int) -> Iterator[Waiting]:
+    """An integration's rows due by `now_ms`, earliest first, from keys read from its start; reads no
+    further than its first row not yet due (or the first row of another integration)."""
     for raw in raw_keys:
         key = stored_key(raw)
         if key is None:
-            continue
+            return
         row = parse_key(key)
-        if row.due_ms > now_ms:
+        if row.integration_id != integration_id or row.due_ms > now_ms:
             return
         yield row
 
 
-def rows_to_start(
-    due: Iterable[Waiting], running: set[str], per_integration: Counter[str], *, per_integration_limit: int, room: int
-) -> list[Waiting]:
-    """Which due rows to start now: not already running, at most `per_integration_limit` running per
-    integration (a flood of one integration's due rows waits its turn without holding anyone else's)
-    and at most `room` in all. The earliest due first. Counts in `per_integration` are updated."""
+def rows_to_start(due: Iterable[Waiting], running: set[str], room: int) -> list[Waiting]:
+    """Of one integration's due rows, the earliest `room` that are not already running."""
     chosen: list[Waiting] = []
     for row in due:
         if len(chosen) >= room:
             break
-        if row.key in running or per_integration[row.integration_id] >= per_integration_limit:
-            continue
-        per_integration[row.integration_id] += 1
-        chosen.append(row)
+        if row.key not in running:
+            chosen.append(row)
     return chosen
 
 
-def waiting_by_tier(raw_keys: Iterable[bytes]) -> Counter[str]:
-    """The rows in a partition, counted by retry tier (the waiting-retries gauge)."""
-    counts: Counter[str] = Counter()
+@dataclass
+class Census:
+    """What a partition's rows are: how many per retry tier, and which integrations have any."""
+
+    tiers: Counter[str]
+    integrations: set[str]
+
+
+def census(raw_keys: Iterable[bytes]) -> Census:
+    found = Census(Counter(), set())
     for raw in raw_keys:
         key = stored_key(raw)
         if key is not None:
-            counts[parse_key(key).tier] += 1
-    return counts
+            row = parse_key(key)
+            found.tiers[row.tier] += 1
+            found.integrations.add(row.integration_id)
+    return found

@@ -3,7 +3,7 @@ duplicates only as overwrites of the same names. Real worker processes, the real
 
 Sizes: `OUTBOUND_RELIABILITY_ORDERS` (R1's and R5's orders, default 800; R4 churns a tenth of them
 and R2 re-drives a hundredth, at least 20; the README's longer run uses 10,000),
-`OUTBOUND_RELIABILITY_EVENTS` (R3, default 2,000), `OUTBOUND_RELIABILITY_CHURN` (R5's third workers
+`OUTBOUND_RELIABILITY_EVENTS` (R3, default 1,000), `OUTBOUND_RELIABILITY_CHURN` (R5's third workers
 started and stopped, default 3), `OUTBOUND_RELIABILITY_KILLS` (R1's SIGKILLs, default 5) and
 `OUTBOUND_RELIABILITY_SEED` (where R1's kills fall; printed with its figures and in a failure).
 
@@ -54,7 +54,7 @@ from tests.support import (
 POLL = 1.0  # seconds between progress checks: counting thousands of files must not starve the worker
 
 ORDERS = int(os.environ.get("OUTBOUND_RELIABILITY_ORDERS", "800"))
-EVENTS = int(os.environ.get("OUTBOUND_RELIABILITY_EVENTS", "2000"))
+EVENTS = int(os.environ.get("OUTBOUND_RELIABILITY_EVENTS", "1000"))
 CHURN = int(os.environ.get("OUTBOUND_RELIABILITY_CHURN", "3"))
 KILLS = int(os.environ.get("OUTBOUND_RELIABILITY_KILLS", "5"))
 # R1 kills at shares of the delivered files drawn from this seed; a failure names it, so the run can be

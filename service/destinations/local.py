@@ -26,15 +26,20 @@ class LocalDestination(Destination):
         return folder
 
     async def deliver(self, job: Job) -> int:
+        # One thread hop per delivery, not one per file: each hop wakes the event loop once more and
+        # waits its turn for the executor's few threads behind every other delivery's hops.
+        await asyncio.to_thread(self._copy_all, job)
+        return job.total_bytes
+
+    def _copy_all(self, job: Job) -> None:
         folder = self.folder()
-        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         targets = [folder / checked_name(file.name) for file in job.files]
         for target in targets:
             if target.parent.resolve() != folder:
                 raise UnsafeName(f"refused file name {target.name[:60]!r}: it leaves the folder")
         for file, target in zip(job.files, targets, strict=True):
-            await asyncio.to_thread(_atomic_copy, file.path, target)
-        return job.total_bytes
+            _atomic_copy(file.path, target)
 
 
 def _atomic_copy(source: Path, target: Path) -> None:

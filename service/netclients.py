@@ -122,7 +122,10 @@ class PolicyResolver(AbstractResolver):
 class PolicyConnector(aiohttp.TCPConnector):
     def __init__(self, policy: NetPolicy, **kwargs: Any) -> None:
         kwargs.pop("resolver", None)
-        super().__init__(resolver=PolicyResolver(policy), family=socket.AF_UNSPEC, **kwargs)
+        # aiohttp's own cache would keep every answer 10 s whatever its TTL; the policy's lookup keeps
+        # them (netpolicy.CachedLookup) as long as they may be kept, and each is judged on every use.
+        kwargs.pop("use_dns_cache", None)
+        super().__init__(resolver=PolicyResolver(policy), family=socket.AF_UNSPEC, use_dns_cache=False, **kwargs)
         self.policy = policy
 
     async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[ResolveResult]:

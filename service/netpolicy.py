@@ -5,7 +5,8 @@ inside the cluster. A name is resolved once, every address it resolves to is jud
 connection goes to one of exactly those addresses: a second lookup by the client library (a DNS
 rebinding window) never happens. The clients plug this in at their lowest layer (`connectors.py`):
 httpx through its network backend, aiohttp (S3, Azure) through its connector and resolver, SFTP by
-connecting to the checked address.
+connecting to the checked address. Answers are kept for their TTL (`CachedLookup`), never the verdict:
+every address is judged again each time it is used.
 
 Non-public addresses are refused unless the operator allows them, with two separate switches: the
 operator's own asset hosts may be private (an in-cluster file server), tenant destinations may not.
@@ -18,6 +19,7 @@ import ipaddress
 import json
 import os
 import socket
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -101,6 +103,11 @@ def is_public(address: str | IPAddress) -> bool:
 
 Lookup = Callable[[str, int], Awaitable[list[str]]]
 
+# How long an answer is kept when the resolver does not say (getaddrinfo never does): short, so that a
+# moved host is followed within seconds; aiohttp kept its answers as long before this cache replaced it.
+DEFAULT_TTL_SECONDS = 10.0
+MAX_CACHED_NAMES = 1024
+
 
 async def system_lookup(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -115,6 +122,11 @@ class ScriptedLookup:
 
     answers: dict[str, list[list[str]]]
     asked: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: how long a scripted answer may be kept: none by default, as a rebinding name answers (TTL 0)
+    ttl: float = 0.0
+
+    def ttl_for(self, host: str) -> float | None:
+        return self.ttl if host.lower() in self.answers else None
 
     async def __call__(self, host: str, port: int) -> list[str]:
         script = self.answers.get(host.lower())
@@ -125,11 +137,74 @@ class ScriptedLookup:
         return list(script[turn])
 
 
+@dataclass
+class _Cached:
+    addresses: tuple[str, ...]
+    expires: float
+
+
+class CachedLookup:
+    """Another lookup's answers, kept for their TTL (the inner lookup's `ttl_for(host)`, when it has
+    one and knows; else DEFAULT_TTL_SECONDS), and one question at a time per name: every file of a
+    delivery and every new connection asked the resolver again, in a thread of the executor.
+
+    Only what a name resolves to is kept, never a verdict: each policy judges every answer on every
+    use, cached or not, so one cache can serve the asset hosts' policy and the destinations' policy.
+    Failures are not kept: a name that does not resolve is asked again by the next attempt."""
+
+    def __init__(
+        self,
+        inner: Lookup,
+        *,
+        default_ttl: float = DEFAULT_TTL_SECONDS,
+        max_names: int = MAX_CACHED_NAMES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.default_ttl = default_ttl
+        self.max_names = max_names
+        self.clock = clock
+        self.answers: dict[tuple[str, int], _Cached] = {}
+        self.asking: dict[tuple[str, int], asyncio.Future[list[str]]] = {}
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        key = (host.lower(), port)
+        cached = self.answers.get(key)
+        if cached is not None and cached.expires > self.clock():
+            return list(cached.addresses)
+        asking = self.asking.get(key)
+        if asking is None:
+            asking = asyncio.ensure_future(self._ask(key, host, port))
+            self.asking[key] = asking
+            asking.add_done_callback(lambda done: self._asked(key, done))
+        # Shielded: one caller giving up (its attempt cancelled) does not fail the others' question.
+        return list(await asyncio.shield(asking))
+
+    def _asked(self, key: tuple[str, int], done: asyncio.Future[list[str]]) -> None:
+        if self.asking.get(key) is done:
+            del self.asking[key]
+        if not done.cancelled():
+            done.exception()  # seen here, so a question whose every caller gave up is not logged as lost
+
+    async def _ask(self, key: tuple[str, int], host: str, port: int) -> list[str]:
+        found = await self.inner(host, port)
+        ttl_for = getattr(self.inner, "ttl_for", None)
+        ttl = ttl_for(host) if ttl_for is not None else None
+        ttl = self.default_ttl if ttl is None else ttl
+        if found and ttl > 0:
+            self.answers.pop(key, None)
+            self.answers[key] = _Cached(tuple(found), self.clock() + ttl)
+            while len(self.answers) > self.max_names:
+                del self.answers[next(iter(self.answers))]  # the oldest answer
+        return found
+
+
 def lookup_from_environment() -> Lookup:
+    """The worker's one resolver (shared by its policies): the system's, or the test script's."""
     scripted = os.environ.get("OUTBOUND_TESTING_DNS", "").strip()
     if not scripted:
-        return system_lookup
-    return ScriptedLookup({name.lower(): answers for name, answers in json.loads(scripted).items()})
+        return CachedLookup(system_lookup)
+    return CachedLookup(ScriptedLookup({name.lower(): answers for name, answers in json.loads(scripted).items()}))
 
 
 @dataclass(frozen=True)

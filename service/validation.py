@@ -85,8 +85,13 @@ def _validators(schemas_dir: Path) -> dict[str, _Schema]:
     compiled_registry = jsonschema_rs.Registry([(doc["$id"], doc) for doc in docs.values()])
     return {
         name: _Schema(
+            # Formats stay annotations, as for the explaining validator (it has no format checker).
             jsonschema_rs.Draft202012Validator(
-                doc, registry=compiled_registry, keywords={"pattern": _PythonPattern}, offline=True
+                doc,
+                registry=compiled_registry,
+                keywords={"pattern": _PythonPattern},
+                validate_formats=False,
+                offline=True,
             ),
             Draft202012Validator(doc, registry=registry),
         )

@@ -195,7 +195,7 @@ class BulkRestoreRecovery(SeekFirstRecovery):
         else:
             ends = await consumer.highwaters(*stores) if stores else {}
             last = {tp: None if ends.get(tp) is None else ends[tp] - 1 for tp in stores}
-        applied = {tp: -1 if offsets[tp] is None else int(offsets[tp]) for tp in stores}
+        applied = {tp: -1 if (offset := offsets.get(tp)) is None else int(offset) for tp in stores}
         stores = {tp: store for tp, store in stores.items() if (end := last[tp]) is None or end > applied[tp]}
         if not stores:
             return
@@ -274,6 +274,19 @@ class ActiveOnlyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         return await self.call_thread(self._seek_to_committed_at_once)
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Faust's, except a commit whose partitions were all revoked meanwhile is not sent: Faust keeps
+        only the assigned ones and hands aiokafka the rest even when none is left, aiokafka refuses an
+        empty commit with ValueError, and Faust crashes the worker on it (seen when a rebalance revoked
+        every partition of a commit in flight). Nothing of a revoked partition is committed either way;
+        False is what Faust returns for a commit the rebalance overtook. No await lies between this
+        check and Faust's own filter, and both run on this thread's loop, which is where the
+        assignment changes."""
+        assignment = self.assignment()
+        if not any(tp in assignment for tp in offsets):
+            return False
+        return cast(bool, await super()._commit(offsets))
 
     async def _seek_to_committed_at_once(self) -> dict[Any, int | None]:
         """aiokafka's `seek_to_committed` with one offset request for every assigned partition: it asks

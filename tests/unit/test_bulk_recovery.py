@@ -3,7 +3,8 @@ write batches hold what Faust's own changelog apply would write, each with its p
 restore stopped at any point leaves a store that says what it holds and goes on from there; the restore
 stops writing once a rebalance begins. Faust's and aiokafka's behaviour the hook relies on is pinned:
 where Faust positions the changelogs, what its offsets mean, that a timed-out step ends its recovery, and
-that aiokafka's position passes what a fetch skipped."""
+that aiokafka's position passes what a fetch skipped. Also the consumer thread's commit that a rebalance
+revoked every partition of (found running the reliability suite on this change)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,17 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.consumer.fetcher import FetchResult, PartitionRecords
+from aiokafka.util import commit_structure_validate
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.recovery import Recovery, ServiceStopped
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode import Service
 from rocksdict import Options, Rdict, WriteBatch
 
 from service.app import app
 from service.bulk_recovery import OFFSET_KEY, ChangelogRestorer, Restored, bulk_restorable, write_records
-from service.faust_fixes import BulkRestoreRecovery
+from service.faust_fixes import ActiveOnlyConsumerThread, BulkRestoreRecovery
 
 A = TP("app-recipes-changelog", 0)
 B = TP("app-recipes-changelog", 1)
@@ -498,3 +501,53 @@ def test_aiokafka_moves_the_position_past_what_a_fetch_returned_and_skipped():
     unpack = inspect.getsource(PartitionRecords._unpack_records)
     assert "if next_batch.is_control_batch:\n                self.next_fetch_offset = next_batch.next_offset" in unpack
     assert "self.next_fetch_offset = record.offset + 1" in unpack
+
+
+# -- found while running the reliability suite on this change: a commit overtaken by a rebalance -----
+
+
+class CommitHarness(ActiveOnlyConsumerThread):
+    """The consumer thread's `_commit` alone, over a fake aiokafka consumer and a fixed assignment."""
+
+    def __init__(self, assigned: set[TP]) -> None:  # the thread machinery is not needed
+        self.assigned = assigned
+        self.sent: list[dict[Any, Any]] = []
+        self.crash_reasons: list[BaseException] = []
+        self.tp_last_committed_at: dict[TP, float] = {}
+
+        async def commit(offsets: dict[Any, Any]) -> None:
+            commit_structure_validate(offsets)  # aiokafka's own check of what it is handed
+            self.sent.append(offsets)
+
+        self.client = SimpleNamespace(commit=commit)
+
+    def assignment(self) -> set[TP]:  # type: ignore[override]
+        return self.assigned
+
+    def _ensure_consumer(self) -> Any:
+        return self.client
+
+    async def crash(self, reason: BaseException) -> None:
+        self.crash_reasons.append(reason)
+
+    @property
+    def log(self) -> Any:  # type: ignore[override]
+        return SimpleNamespace(exception=lambda *a, **k: None)
+
+
+async def test_a_commit_whose_partitions_were_all_revoked_is_not_sent():
+    thread = CommitHarness(assigned={B})
+    assert await thread._commit({A: 5}) is False
+    assert thread.sent == [] and thread.crash_reasons == []
+    assert await thread._commit({A: 5, B: 7}) is True
+    assert [{tp.partition: o.offset for tp, o in sent.items()} for sent in thread.sent] == [{1: 7}]
+
+
+async def test_faust_hands_aiokafka_an_empty_commit_and_crashes_on_its_refusal():
+    """The pin: Faust filters the offsets by the assignment and sends what is left, even nothing;
+    aiokafka refuses an empty commit. If either changes, the override can go."""
+    with pytest.raises(ValueError):
+        commit_structure_validate({})
+    thread = CommitHarness(assigned={B})
+    assert await faust_aiokafka.AIOKafkaConsumerThread._commit(thread, {A: 5}) is False
+    assert [type(e) for e in thread.crash_reasons] == [ValueError]

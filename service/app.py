@@ -36,6 +36,10 @@ def _credentials(s: Settings) -> Any:
     return None
 
 
+PRODUCER_LINGER_SECONDS = 0.005
+PRODUCER_MAX_BATCH_BYTES = 256 * 1024
+
+
 class App(faust.App):
     """Faust's app with its Kafka consumer corrected (service/faust_fixes.py)."""
 
@@ -101,6 +105,10 @@ app = App(
     stream_wait_empty=False,
     # invalid-events carries refused input base64-encoded, a third larger than the input limit.
     producer_max_request_size=4 * 1024 * 1024,
+    # The stages do not wait for each send (streams/barrier.py): a few milliseconds of linger and
+    # larger batches let one produce request carry a round's records instead of a handful.
+    producer_linger=PRODUCER_LINGER_SECONDS,
+    producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
     logging_config=logging_config(settings.log_level),
     # Faust's worker without the terminal spinner, which kept the root logger at DEBUG (service/worker.py).
     Worker="service.worker:Worker",

@@ -1,12 +1,14 @@
 """What the broker says about a deployment's consumer group: its state and members, and the broker's
 side of "nothing lost": every input record below the group's committed offsets was handled.
 
-A committed offset on `recipes` or `orders` says that every record before it was handled, and for
-those topics handled means re-published onto `recipe-events` or `order-events` (service/streams/
-ingest.py: the validated event, same recipeId or orderId and eventId) or refused into
+A committed offset on `recipes` or `orders` says that every record before it was handled. For an
+order, handled means its links are on `order-links` (every order has a line; service/streams/
+ingest.py: same orderId and eventId), or it was re-published onto `order-events` for a worker to
+handle from there; for a recipe, that it is in the recipes table's changelog (the join stores it,
+same recipeId and eventId) or was re-published onto `recipe-events`; for both, or refused into
 `invalid-events` (which records the source topic, partition and offset). A record below a commit that
-reached neither was skipped: committed although no agent handled it. Records at or past the commit
-are not judged (after a hard kill the group may simply not have committed them yet).
+reached none of them was skipped: committed although no agent handled it. Records at or past the
+commit are not judged (after a hard kill the group may simply not have committed them yet).
 
 The group is only looked at (the admin client's DescribeGroups and OffsetFetch): never joined.
 """
@@ -25,8 +27,12 @@ from aiokafka.errors import KafkaError
 from service.kafka_admin import end_offsets
 from tests.support import Deployment, wait_for
 
-# Each input topic, where its handled records go, and the field that names the event's subject.
-INPUTS = {"recipes": ("recipe-events", "recipeId"), "orders": ("order-events", "orderId")}
+# Each input topic, where its handled records go (topic keys of the deployment), and the field that
+# names the event's subject.
+INPUTS = {
+    "recipes": (("recipe-events", "app-recipes-changelog"), "recipeId"),
+    "orders": (("order-events", "order-links"), "orderId"),
+}
 QUIET = 6.0  # commits that have not moved for this long have settled: over two of Faust's 2.8 s commits
 SETTLE = 60.0  # the longest the commits may keep moving before the check takes them as they are
 
@@ -36,7 +42,7 @@ class PartitionCheck:
     """One input partition: its committed offset and what became of every record below it."""
 
     committed: int
-    republished: int = 0
+    handled: int = 0  # their effects (or the re-published event) are on the broker
     refused: int = 0
     skipped: list[int] = field(default_factory=list)
 
@@ -49,23 +55,23 @@ class BelowCommits:
 
     @property
     def checked(self) -> int:
-        return sum(p.republished + p.refused + len(p.skipped) for p in self.partitions.values())
+        return sum(p.handled + p.refused + len(p.skipped) for p in self.partitions.values())
 
     def problems(self) -> list[str]:
         found = []
         for (topic, partition), p in sorted(self.partitions.items()):
             if p.skipped:
-                below = p.republished + p.refused + len(p.skipped)
+                below = p.handled + p.refused + len(p.skipped)
                 found.append(
                     f"{topic} partition {partition}: {len(p.skipped)} of the {below} records below the committed "
-                    f"offset {p.committed} reached neither {INPUTS[topic][0]} nor invalid-events, "
+                    f"offset {p.committed} reached none of {', '.join(INPUTS[topic][0])} and invalid-events, "
                     f"offsets {p.skipped[:40]}"
                 )
         return found
 
     def summary(self) -> str:
         parts = [
-            f"{topic}/{partition} committed {p.committed}: {p.republished} re-published, {p.refused} refused, "
+            f"{topic}/{partition} committed {p.committed}: {p.handled} handled, {p.refused} refused, "
             f"{len(p.skipped)} skipped"
             for (topic, partition), p in sorted(self.partitions.items())
         ]
@@ -146,8 +152,8 @@ async def below_commits(deployment: Deployment) -> BelowCommits:
     commits, settled = await settled_commits(deployment)
     refused = {(d["sourceTopic"], d["partition"], d["offset"]) for d in await deployment.read_json("invalid-events")}
     partitions: dict[tuple[str, int], PartitionCheck] = {}
-    for key, (internal, id_field) in INPUTS.items():
-        republished = {event_identity(r.value, id_field) for r in await deployment.read(internal)}
+    for key, (handled_on, id_field) in INPUTS.items():
+        handled = {event_identity(r.value, id_field) for topic in handled_on for r in await deployment.read(topic)}
         for record in await deployment.read(key):
             committed = commits.get(TopicPartition(record.topic, record.partition))
             if committed is None or record.offset >= committed:
@@ -155,8 +161,8 @@ async def below_commits(deployment: Deployment) -> BelowCommits:
             check = partitions.setdefault((key, record.partition), PartitionCheck(committed))
             if (record.topic, record.partition, record.offset) in refused:
                 check.refused += 1
-            elif (identity := event_identity(record.value, id_field)) is not None and identity in republished:
-                check.republished += 1
+            elif (identity := event_identity(record.value, id_field)) is not None and identity in handled:
+                check.handled += 1
             else:
                 check.skipped.append(record.offset)
     return BelowCommits(group_id(deployment), settled, partitions)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
 from faust import web
 from yarl import URL
 
@@ -41,6 +40,7 @@ from service.planning.order_view import (
     trigger_answer,
     undelivered_lines,
 )
+from service.planning.placement import service_partition
 from service.secrets import redact_settings
 from service.streams.configs import integrations_view, order_numbers_view
 from service.streams.runtime import runtime
@@ -124,16 +124,12 @@ def owner_of(changelog_topic: str, key: str) -> URL | None:
 
     The partition is computed as every producer here computes it (murmur2 of the key's bytes), from
     the partition count in the catalog: the producer may not know a changelog it never wrote to."""
-    partition = murmur2_partition(key, catalog_partitions(changelog_topic))
+    partition = service_partition(key.encode(), catalog_partitions(changelog_topic))
     for url, topics in app.assignor.table_metadata(changelog_topic).items():
         if partition in topics.get(changelog_topic, ()):
             owner = URL(str(url))
             return None if _ident(owner) == _ident(URL(str(app.conf.canonical_url))) else owner
     raise Refused(503, "the workers are sharing out partitions; try again in a moment")
-
-
-def murmur2_partition(key: str, partitions: int) -> int:
-    return int(DefaultPartitioner()(key.encode(), list(range(partitions)), list(range(partitions))))
 
 
 def catalog_partitions(changelog_topic: str) -> int:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from service.app import app
+from service.streams.barrier import barrier, settle_at_stop
 from service.streams.ordered_acks import Entry, InOrderAcks
 from service.streams.rejects import crashes_noticed, guarded
 from service.streams.sequencing import Sequencer, Turn
@@ -44,9 +45,10 @@ def idle() -> Iterator[None]:
 class InFlight:
     """One agent's messages being worked on, with their tasks."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, grace_seconds: float = 0.0) -> None:
         self.name = name
-        self.acks = InOrderAcks()
+        self.grace_seconds = grace_seconds
+        self.acks = InOrderAcks(ack=barrier.hold)
         self.tasks: dict[asyncio.Task[None], Entry] = {}
 
     def start(
@@ -99,6 +101,19 @@ class InFlight:
 
 
 _active: list[InFlight] = []
+_stopping: list[bool] = [False]
+
+
+async def finish_before_stop() -> None:
+    """The worker begins to stop: no new work starts, running work gets its grace, and the barrier
+    settles what finished, all before Faust closes the tables and makes its last commit (it closes the
+    tables before it stops the agents): so what finished in time is not done again after the restart."""
+    _stopping[0] = True
+    await asyncio.gather(*(inflight.drain(inflight.grace_seconds) for inflight in list(_active)))
+    await settle_at_stop()
+
+
+app.before_stop(finish_before_stop)
 
 
 def revoked_partitions(args: tuple[Any, ...], kwargs: dict[str, Any]) -> set[Any]:
@@ -139,16 +154,20 @@ async def handle_concurrently(
 ) -> None:
     """Run `handle` for every message, up to `max_in_flight` at once, acknowledging in offset order.
     Messages with the same `sequence_by` key (None: no key) are handled one after another, in order."""
-    inflight = InFlight(name)
+    inflight = InFlight(name, grace_seconds)
     room = asyncio.Semaphore(max_in_flight)
     turns = Sequencer()
     _active.append(inflight)
     try:
         with crashes_noticed():
             async for event in stream.noack().events():
+                if _stopping[0]:
+                    # Left unacknowledged: read again after the restart. The agent's stop ends the wait.
+                    await asyncio.Event().wait()
                 await room.acquire()
                 key = sequence_by(event) if sequence_by is not None else None
                 inflight.start(event, handle, room.release, turns.register(key) if key is not None else None)
     finally:
         _active.remove(inflight)
         await asyncio.shield(inflight.drain(grace_seconds))
+        await settle_at_stop()

@@ -20,19 +20,22 @@ import orjson
 from faust.types import StreamT
 
 from service import metrics
-from service.app import app, deliveries_topic, delivery_results_topic, orders_table, settings
+from service.app import app, deliveries_topic, delivery_results_topic, settings
 from service.contracts import DeliveryCommand, DeliveryResult, Integration
 from service.delivery_errors import DeliveryError, TransientDeliveryError
 from service.destinations.base import Job
 from service.destinations.failures import classify_failure
 from service.planning.commands import delivery_key
+from service.planning.order_view import fold_command
 from service.planning.retry_policy import superseded
 from service.secrets import is_encrypted, is_secret_setting, scrub
 from service.streams.concurrency import handle_concurrently
 from service.streams.configs import find_integration
+from service.streams.ingest import order_rows
 from service.streams.outcomes import after_failure, after_success
 from service.streams.publish import publish
 from service.streams.runtime import runtime
+from service.streams.status import fold_here, fold_result_into_view
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ def order_and_integration(event: Any) -> tuple[str, str] | None:
 
 async def deliver_one(event: Any) -> None:
     command = DeliveryCommand.model_validate_json(event.value)
+    doc = orjson.loads(event.value)
+    fold_here(delivery_key(command), lambda view: fold_command(view, doc), "order" if command.orderId else "recipe")
     if await dropped_if_superseded(command):
         return
     await attempt(command)
@@ -83,7 +88,7 @@ def log_ids(command: DeliveryCommand) -> dict[str, Any]:
 async def dropped_if_superseded(command: DeliveryCommand) -> bool:
     """A delivery of an order event the order's cancellation came after is not attempted (first
     attempt or retry): the cancellation is the last word. Read when the delivery's turn comes."""
-    if not superseded(command, orders_table.get(command.orderId) if command.orderId else None):
+    if not superseded(command, order_rows.get(command.orderId) if command.orderId else None):
         return False
     log.info("delivery dropped: order cancelled", extra=log_ids(command))
     await record(command, datetime.now(UTC), outcome="superseded", error="the order was cancelled")
@@ -194,6 +199,7 @@ async def record(
         }
     )
     await publish(delivery_results_topic, [(delivery_key(command), result)])
+    await fold_result_into_view(delivery_key(command), result.model_dump(mode="json"))
     metrics.record_attempt(
         integration_type=command.integrationType,
         outcome=outcome,

@@ -1,5 +1,13 @@
-"""Agents at the entrances: validate every input message and re-publish it keyed by the service; keep
-the orders table and pass orders on as links."""
+"""The orders stage, the integrations' reporter and the triggers stage.
+
+The orders stage reads `orders` and `order-events` in one agent. An upstream order is validated; when
+it already sits on the partition the service's producer would give its orderId (a producer that
+hashes as Java clients do, and as many partitions on both topics), it is handled at once, else it is
+re-published keyed by the service onto order-events and handled from there (a CRC32 producer's
+partition is not the one the tables' rows live in). Handling keeps the orders table, the order-number
+index (for a new or renumbered order only), the order's links to the join and its row of the
+operators' view, all without waiting for the broker: the barrier settles them (`barrier.py`).
+"""
 
 from __future__ import annotations
 
@@ -10,75 +18,79 @@ from faust.types import StreamT
 
 from service.app import (
     app,
+    catalog,
     integrations_topic,
     order_events_topic,
     order_index_topic,
     order_links_topic,
     orders_table,
-    orders_topic,
-    recipe_events_topic,
-    recipes_topic,
     triggers_topic,
 )
 from service.contracts import OrderEvent
 from service.planning.links import accepted_order, order_links, order_number_key, order_summary, trigger_links
+from service.planning.order_view import fold_order
 from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header, replay_marks
+from service.streams.barrier import barrier, fetched_in_this_generation, handle_held
 from service.streams.configs import order_numbers_view, order_views_ready, stored_integration
-from service.streams.publish import publish
+from service.streams.partitions import placed_for
 from service.streams.rejects import accepted, handle_each, reject
-from service.streams.status import plan_trigger
-from service.validation import ORDER, RECIPE, TRIGGER, Rejected
+from service.streams.status import fold_here, plan_trigger
+from service.streams.write_behind import RowCache
+from service.validation import ORDER, TRIGGER, Rejected
 
 log = logging.getLogger(__name__)
 
+ORDER_ROWS_CACHED = 1024
+# orderId -> the order's summary; read by the delivery stage (a cancellation) and the triggers stage.
+order_rows: RowCache[dict[str, Any]] = barrier.cache(
+    RowCache(orders_table, cached=ORDER_ROWS_CACHED, is_current=fetched_in_this_generation)
+)
 
-@app.agent(recipes_topic)
-async def ingest_recipes(stream: StreamT[Any]) -> None:
-    await handle_each(stream, handle_recipe_event)
+ORDERS = catalog["orders"].name
+ORDER_EVENTS = catalog["order-events"].name
+orders_stage_topic = app.topic(ORDERS, ORDER_EVENTS, key_serializer="raw", value_serializer="raw")
 
 
-async def handle_recipe_event(event: Any) -> None:
-    """Validate, then re-publish keyed by the service itself: the join's tables are partitioned by one
-    partitioner whatever the upstream producer used (librdkafka's default is CRC32, not murmur2)."""
-    recipe = await accepted(RECIPE, event)
-    if recipe is None:
+@app.agent(orders_stage_topic)
+async def keep_orders(stream: StreamT[Any]) -> None:
+    await handle_held(stream, handle_order_record)
+
+
+async def handle_order_record(event: Any) -> None:
+    if event.message.topic != ORDERS:
+        await keep_order(OrderEvent.model_validate_json(event.value), event)
         return
-    await publish(
-        recipe_events_topic, [(recipe.recipeId, recipe.model_dump(mode="json"))], headers=replay_marks(event.headers)
-    )
-
-
-@app.agent(orders_topic)
-async def ingest_orders(stream: StreamT[Any]) -> None:
-    await handle_each(stream, handle_order_event)
-
-
-async def handle_order_event(event: Any) -> None:
-    """Validate, then re-publish keyed by the service itself, without personal data."""
     order = await accepted(ORDER, event)
     if order is None:
         return
-    await publish(order_events_topic, [(order.orderId, accepted_order(order))], headers=replay_marks(event.headers))
+    if placed_for(event, order.orderId, ORDER_EVENTS):
+        await keep_order(order, event)
+        return
+    # Without personal data: it stays on the upstream topic.
+    await barrier.send(
+        order_events_topic, order.orderId, accepted_order(order), headers=replay_marks(event.headers), cause=event
+    )
 
 
-@app.agent(order_events_topic)
-async def keep_orders(stream: StreamT[Any]) -> None:
-    await handle_each(stream, handle_order)
-
-
-async def handle_order(event: Any) -> None:
-    order = OrderEvent.model_validate_json(event.value)
+async def keep_order(order: OrderEvent, event: Any) -> None:
     replay = header(event.headers, REPLAY_HEADER)
-    stored = orders_table.get(order.orderId)
+    stored = order_rows.get(order.orderId)
     # A replayed event is history: it must not take the place of the order's latest event.
     if replay is None or stored is None:
-        orders_table[order.orderId] = order_summary(order, stored)
-    await publish(order_index_topic, [(order_number_key(order.tenant, order.orderNumber), {"orderId": order.orderId})])
+        order_rows.put(order.orderId, order_summary(order, stored), event)
+    # The index only changes with a new order (or a new number). The orders row is written after this
+    # send is acknowledged (the barrier), so an order read again after a crash is still new here.
+    if stored is None or stored.get("orderNumber") != order.orderNumber or stored.get("tenant") != order.tenant:
+        key = order_number_key(order.tenant, order.orderNumber)
+        await barrier.send(order_index_topic, key, {"orderId": order.orderId}, cause=event)
     links = order_links(order)
     if replay is not None:
         only = header(event.headers, REPLAY_INTEGRATION_HEADER)
         links = [link.model_copy(update={"replay": replay, "integrationId": only}) for link in links]
-    await publish(order_links_topic, [(link.recipeId, link) for link in links])
+    for link in links:
+        await barrier.send(order_links_topic, link.recipeId, link, cause=event)
+    summary = order_summary(order, None)
+    fold_here(order.orderId, lambda doc: fold_order(doc, summary), "order")
     log.info(
         "order accepted",
         extra={
@@ -114,7 +126,7 @@ async def handle_integration(event: Any) -> None:
 
 @app.agent(triggers_topic)
 async def ingest_triggers(stream: StreamT[Any]) -> None:
-    await handle_each(stream, handle_trigger)
+    await handle_held(stream, handle_trigger)
 
 
 async def handle_trigger(event: Any) -> None:
@@ -130,14 +142,15 @@ async def handle_trigger(event: Any) -> None:
             return
         # Re-keyed by orderId, the trigger meets the orders table in its order's partition.
         resolved = trigger.model_copy(update={"orderId": order_id, "orderNumber": None})
-        await publish(triggers_topic, [(order_id, resolved.model_dump(mode="json", exclude_none=True))])
+        await barrier.send(triggers_topic, order_id, resolved.model_dump(mode="json", exclude_none=True), cause=event)
         return
-    order = orders_table.get(trigger.orderId) if trigger.orderId else None
+    order = order_rows.get(trigger.orderId) if trigger.orderId else None
     if trigger.orderId is not None and (order is None or order["tenant"] != trigger.tenant):
         await reject(event.message, [f"tenant {trigger.tenant} has no order with orderId {trigger.orderId!r}"])
         return
     links = await plan_trigger(trigger, order, trigger_links(trigger, order))
-    await publish(order_links_topic, [(link.recipeId, link) for link in links])
+    for link in links:
+        await barrier.send(order_links_topic, link.recipeId, link, cause=event)
     log.info(
         "trigger accepted",
         extra={

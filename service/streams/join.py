@@ -1,9 +1,13 @@
 """The join: recipes meet the order links that point at them, in one agent per partition.
 
-Accepted recipes (recipe-events) and order links are both produced by the service, keyed by recipeId,
-with the same partition count, so a recipe and its links always land in the same partition of this
-single agent, whatever partitioner the upstream producers used. Processing them in one
-stream (not two agents) means a link can never slip between "recipe missing" and "recipe stored".
+The agent reads `recipes`, `recipe-events` and `order-links`. An upstream recipe is validated; when it
+already sits on the partition the service's producer would give its recipeId (and the topics have as
+many partitions), it is joined at once, else it is re-published keyed by the service onto
+recipe-events and joined from there. Accepted recipes and order links are thus always handled in the
+partition of their recipeId, whatever partitioner the upstream producers used, by this single agent:
+a link can never slip between "recipe missing" and "recipe stored". Its sends are settled by the
+barrier (`barrier.py`); releasing links that waited for their recipe waits for its commands before
+the waiting entries are removed, so a crash between the two never loses them.
 """
 
 from __future__ import annotations
@@ -20,42 +24,65 @@ from service.app import (
     catalog,
     deliveries_topic,
     order_links_topic,
+    recipe_events_topic,
     recipes_table,
     settings,
 )
 from service.contracts import DeliveryCommand, OrderLink, RecipeEvent
 from service.planning.commands import delivery_key, link_commands, recipe_commands
+from service.planning.order_view import fold_recipe_order
 from service.planning.pending import EXPIRED, SWEEP, entry_link, expired_commands, split_expired
-from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header
+from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header, replay_marks
 from service.planning.routing import route
 from service.streams import waiting_links
+from service.streams.barrier import barrier, handle_held
 from service.streams.configs import all_integrations
 from service.streams.deliver import record
 from service.streams.outcomes import after_failure
+from service.streams.partitions import placed_for
 from service.streams.publish import publish
-from service.streams.rejects import handle_each
+from service.streams.rejects import accepted
+from service.streams.status import fold_here
+from service.validation import RECIPE
 
 log = logging.getLogger(__name__)
 
+RECIPES = catalog["recipes"].name
+RECIPE_EVENTS = catalog["recipe-events"].name
 join_topic = app.topic(
-    catalog["recipe-events"].name, catalog["order-links"].name, key_serializer="raw", value_serializer="raw"
+    RECIPES, RECIPE_EVENTS, catalog["order-links"].name, key_serializer="raw", value_serializer="raw"
 )
 
 
 @app.agent(join_topic)
 async def join_recipes_and_orders(stream: StreamT[Any]) -> None:
-    await handle_each(stream, handle_joined)
+    await handle_held(stream, handle_joined)
 
 
 async def handle_joined(event: Any) -> None:
-    if event.message.topic == catalog["recipe-events"].name:
-        await handle_recipe(event)
+    topic = event.message.topic
+    if topic == RECIPES:
+        recipe = await accepted(RECIPE, event)
+        if recipe is None:
+            return
+        if placed_for(event, recipe.recipeId, RECIPE_EVENTS):
+            await handle_recipe(recipe, event)
+            return
+        await barrier.send(
+            recipe_events_topic,
+            recipe.recipeId,
+            recipe.model_dump(mode="json"),
+            headers=replay_marks(event.headers),
+            cause=event,
+        )
+    elif topic == RECIPE_EVENTS:
+        # Validated at the entrance before it was re-published.
+        await handle_recipe(RecipeEvent.model_validate_json(event.value), event)
     else:
         await handle_link(event)
 
 
-async def handle_recipe(event: Any) -> None:
-    recipe = RecipeEvent.model_validate_json(event.value)  # validated by ingest before it was re-published
+async def handle_recipe(recipe: RecipeEvent, event: Any) -> None:
     recipes_table[recipe.recipeId] = recipe.model_dump(mode="json")
     now = datetime.now(UTC)
     integrations = await all_integrations()
@@ -65,9 +92,14 @@ async def handle_recipe(event: Any) -> None:
     waiting = [entry_link(doc) for doc in waiting_links.entries(recipe.recipeId)]
     for link in waiting:
         commands += commands_for_link(link, recipe, integrations, now)
-    await publish(deliveries_topic, [(delivery_key(c), c) for c in commands])
     if waiting:
+        # Awaited here: the waiting entries are removed (their changelog records sent) only once the
+        # broker has the commands that replace them.
+        await publish(deliveries_topic, [(delivery_key(c), c) for c in commands])
         waiting_links.keep_only(recipe.recipeId)
+    else:
+        for command in commands:
+            await barrier.send(deliveries_topic, delivery_key(command), command, cause=event)
     log.info(
         "recipe accepted",
         extra={
@@ -97,13 +129,16 @@ async def handle_link(event: Any) -> None:
         await expire_waiting_links(str(doc["recipeId"]))
         return
     link = OrderLink.model_validate(doc)
+    ref = {"orderId": link.orderId, "orderNumber": link.orderNumber, "tenant": link.tenant}
+    fold_here(link.recipeId, lambda view: fold_recipe_order(view, ref), None)
     stored = recipes_table.get(link.recipeId)
     if stored is None:
         waiting_links.add(link, datetime.now(UTC))
         log.info("order link waits for its recipe", extra={"orderId": link.orderId, "recipeId": link.recipeId})
         return
     commands = commands_for_link(link, RecipeEvent.model_validate(stored), await all_integrations(), datetime.now(UTC))
-    await publish(deliveries_topic, [(delivery_key(c), c) for c in commands])
+    for command in commands:
+        await barrier.send(deliveries_topic, delivery_key(command), command, cause=event)
     log.info(
         "order link joined",
         extra={"orderId": link.orderId, "recipeId": link.recipeId, "deliveries": len(commands)},

@@ -11,6 +11,7 @@ only once every earlier message of its partition has finished; a message whose w
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,10 +31,16 @@ class Entry:
     abandoned: bool = False
 
 
+def _ack(event: Ackable) -> None:
+    event.ack()
+
+
 @dataclass
 class InOrderAcks:
-    """Per-partition queues of messages in flight, acknowledged from the head."""
+    """Per-partition queues of messages in flight, acknowledged from the head (by `ack`: the worker
+    hands them to its barrier, which acknowledges them once what they caused is settled)."""
 
+    ack: Callable[[Any], None] = _ack
     _queues: dict[Any, deque[Entry]] = field(default_factory=dict)
 
     def add(self, event: Ackable) -> Entry:
@@ -63,7 +70,7 @@ class InOrderAcks:
         queue = self._queues.get(tp)
         acked = 0
         while queue and queue[0].done and not queue[0].abandoned:
-            queue.popleft().event.ack()
+            self.ack(queue.popleft().event)
             acked += 1
         if queue is not None and not queue:
             del self._queues[tp]

@@ -8,7 +8,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from faust.exceptions import NotReady, ProducerSendError
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
@@ -17,11 +23,19 @@ log = logging.getLogger(__name__)
 FIRST_WAIT_SECONDS = 0.2  # then 0.4, 0.8, ... up to 10 s between tries
 
 
+# The broker refuses these for the record itself: sending it again never helps.
+CONTENT_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, CorruptRecordException)
+
+
 def is_infrastructure_error(exc: BaseException | None) -> bool:
     """Errors of the broker connection or of the producer's state, not of the message: waiting and
     sending again helps. A producer not started yet or already stopped (Faust's `NotReady`, aiokafka's
     `ProducerClosed`, a KafkaError) is one of them: at shutdown the wait is cancelled and the message
-    stays unacknowledged; it is never taken for bad input."""
+    stays unacknowledged; it is never taken for bad input. A record the broker refuses for its size
+    or form is not: it would be refused forever."""
+    # Faust's producer wraps what aiokafka raises at once (a record over the size limit, say).
+    if isinstance(exc, CONTENT_ERRORS) or isinstance(getattr(exc, "__cause__", None), CONTENT_ERRORS):
+        return False
     return isinstance(exc, KafkaError | ProducerSendError | NotReady)
 
 
@@ -37,7 +51,7 @@ async def publish(
 ) -> None:
     """Send every (key, value), with `headers` on each, and return once all are acknowledged; None is
     a tombstone. Broker trouble is waited out (the caller's message stays unacknowledged meanwhile)."""
-    encoded = [(key.encode() if isinstance(key, str) else key, _encode(value)) for key, value in items]
+    encoded = [(encode_key(key), encode_value(value)) for key, value in items]
     if not encoded:
         return
     try:
@@ -67,9 +81,14 @@ async def _send_all(
     await asyncio.gather(*futures)
 
 
-def _encode(value: BaseModel | dict[str, Any] | None) -> bytes | None:
-    if value is None:
-        return None
+def encode_key(key: str | bytes | None) -> bytes | None:
+    return key.encode() if isinstance(key, str) else key
+
+
+def encode_value(value: BaseModel | dict[str, Any] | bytes | None) -> bytes | None:
+    """A model or a document as JSON; None is a tombstone."""
+    if value is None or isinstance(value, bytes):
+        return value
     if isinstance(value, BaseModel):
         return value.model_dump_json().encode()
     return orjson.dumps(value)

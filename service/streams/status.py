@@ -5,27 +5,33 @@ that Faust's router, which hashes a table key with the producer's partitioner, f
 that owns the row: `order-view` is keyed like delivery-results (orderId, or recipeId for the raw
 feed), `tenant-activity` by tenant.
 
-    order-events ──► track_orders ──► order-activity (keyed like delivery-results)
-    deliveries, delivery-results, order-activity ──► keep_order_views ──► order-view table
-                                                   └─ an order's line changed ──► tenant-activity ──► tenant table
+The view is folded where its data already is: an order event by the orders stage, a link's recipe by
+the join, a command and its result by the delivery stage, a trigger's plan by the triggers stage,
+each in its own partition (the row's key sits on the partition of the record being handled). The
+rows change in memory and are written once per barrier (`barrier.py`); each changed order's line goes
+to its tenant's list at the same barrier, once. Only what is decided outside the row's partition (a
+link that expired while its recipe never came, decided in the recipe's partition; a retry started by
+the sweep) travels through `order-activity` to the row's owner.
+
+    orders stage, join, delivery stage, triggers ──► order-view rows ──(barrier)──► tenant-activity
+    order-activity (what happened elsewhere) ──► keep_order_views ──► order-view rows
+    tenant-activity ──► keep_tenant_activity ──► tenant rows
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import faust
 import orjson
 from faust.types import StreamT
 
-from service.app import app, catalog, order_events_topic, topic
-from service.contracts import OrderEvent, OrderLink, Trigger
-from service.planning.links import order_summary
+from service.app import app, catalog, topic
+from service.contracts import OrderLink, Trigger
 from service.planning.order_view import (
-    fold_command,
     fold_order,
     fold_recipe_order,
     fold_result,
@@ -37,24 +43,19 @@ from service.planning.order_view import (
 )
 from service.planning.routing import route
 from service.streams import waiting_links
-from service.streams.concurrency import revoked_partitions
+from service.streams.barrier import barrier, fetched_in_this_generation, handle_held
 from service.streams.configs import all_integrations
+from service.streams.partitions import handled_here
 from service.streams.publish import publish
-from service.streams.rejects import handle_each
-from service.streams.write_behind import WriteBehindRows
+from service.streams.write_behind import RowCache
 
 log = logging.getLogger(__name__)
 
+Kind = Literal["order", "recipe"]
+Fold = Callable[[dict[str, Any] | None], dict[str, Any]]
+
 order_activity_topic = topic("order-activity")
 tenant_activity_topic = topic("tenant-activity")
-view_sources = app.topic(
-    catalog["deliveries"].name,
-    catalog["delivery-results"].name,
-    catalog["order-activity"].name,
-    key_serializer="raw",
-    value_serializer="raw",
-)
-
 
 RAW_KEYS: faust.Schema = faust.Schema(key_serializer="raw", value_serializer="json")
 
@@ -67,107 +68,100 @@ def raw_keyed_table(name: str) -> Any:
 order_view_table = raw_keyed_table("order-view")
 # tenant -> {"orders": [...], "recipes": [...]}, newest first
 tenant_table = raw_keyed_table("tenant-activity")
+VIEW_PARTITIONS = catalog["table:order-view"].partitions
+
+# A worker may serve many orders and tenants: the decoded rows kept are bounded (rows waiting to be
+# written aside).
+VIEW_ROWS_CACHED = 1024
+TENANT_ROWS_CACHED = 64
+view_rows: RowCache[dict[str, Any]] = barrier.cache(
+    RowCache(order_view_table, cached=VIEW_ROWS_CACHED, is_current=fetched_in_this_generation)
+)
+tenant_rows: RowCache[dict[str, Any]] = barrier.cache(
+    RowCache(tenant_table, cached=TENANT_ROWS_CACHED, is_current=fetched_in_this_generation)
+)
+# Rows changed since the last barrier whose line in the tenant's list may have changed, and as what.
+_to_list: dict[str, Kind] = {}
 
 
-@app.agent(order_events_topic)
-async def track_orders(stream: StreamT[Any]) -> None:
-    await handle_each(stream, track_order)
+def fold_here(key: str, fold: Fold, kind: Kind | None) -> bool:
+    """Fold into `key`'s row when the record being handled sits on the row's partition; False when it
+    does not (the caller sends it to the owner through order-activity). `kind`: the row's line in its
+    tenant's list is brought up to date at the barrier (None: the change is not listed)."""
+    event = handled_here(key, VIEW_PARTITIONS)
+    if event is None:
+        return False
+    view_rows.put(key, fold(view_rows.get(key)), event)
+    if kind is not None:
+        _to_list[key] = kind
+    return True
 
 
-async def track_order(event: Any) -> None:
-    """Re-key an accepted order's summary for the view (order-events carries only accepted orders)."""
-    order = OrderEvent.model_validate_json(event.value)
-    ref = {"orderId": order.orderId, "orderNumber": order.orderNumber, "tenant": order.tenant}
-    await publish(
-        order_activity_topic,
-        [
-            (order.orderId, {"activity": "order", "order": order_summary(order, None)}),
-            *((r, {"activity": "recipe-order", "order": ref}) for r in sorted({i.recipeId for i in order.lineItems})),
-        ],
-    )
+async def fold_result_into_view(key: str, result: dict[str, Any]) -> None:
+    """A delivery result into its order's (or raw-feed recipe's) row, here or at the row's owner."""
+    if not fold_here(key, lambda doc: fold_result(doc, result), "order" if result.get("orderId") else "recipe"):
+        await publish(order_activity_topic, [(key, {"activity": "result", "result": result})])
 
 
-@app.agent(view_sources)
+@barrier.before_write
+async def list_changed_rows() -> None:
+    """Each changed row's line goes to its tenant's list when it changed; the line last sent is kept
+    in the row to know. Run by the barrier before the rows are written, so a row never says a line
+    was listed before the broker has it."""
+    if not _to_list:
+        return
+    integrations = await all_integrations()
+    entries = []
+    # No await from reading a row to replacing it: a fold in between would be overwritten.
+    for key, kind in list(_to_list.items()):
+        del _to_list[key]
+        doc = view_rows.changed_row(key)
+        if doc is None:
+            continue  # its partition left with the rebalance
+        order = doc.get("order") or {}
+        tenant = str(order.get("tenant") or "")
+        expects = bool(tenant) and bool(route(order.get("lastEventType", ""), tenant, integrations))
+        entry = tenant_entry(doc, kind, key, expects)
+        listed = dict(doc.get("listed") or {})
+        if entry is None or entry == listed.get(kind) or not entry.get("tenant"):
+            continue
+        view_rows.replace(key, {**doc, "listed": {**listed, kind: entry}})
+        entries.append(entry)
+    for entry in entries:
+        await barrier.send(tenant_activity_topic, str(entry["tenant"]), entry)
+
+
+@app.agent(order_activity_topic)
 async def keep_order_views(stream: StreamT[Any]) -> None:
-    await handle_each(stream, fold_activity)
+    """What was decided outside a row's partition, folded by the row's owner. (Older releases sent
+    every order event and trigger plan this way: their records are folded the same.)"""
+    await handle_held(stream, fold_activity)
 
 
 async def fold_activity(event: Any) -> None:
     key = event.key.decode()
-    try:
-        doc = orjson.loads(event.value)
-    except orjson.JSONDecodeError:
-        if event.message.topic == catalog["deliveries"].name:
-            return  # parked by the delivery agent
-        raise
-    current = order_view_table.get(key)
-    kind: Literal["order", "recipe"]
-    if event.message.topic == catalog["order-activity"].name:
-        activity = doc["activity"]
-        if activity == "order":
-            updated, kind = fold_order(current, doc["order"]), "order"
-        elif activity == "recipe-order":
-            order_view_table[key] = fold_recipe_order(current, doc["order"])
-            return
-        else:
-            plan = doc["plan"]
-            updated, kind = fold_trigger(current, plan), "order" if plan.get("orderId") else "recipe"
-    elif event.message.topic == catalog["deliveries"].name:
-        try:
-            updated = fold_command(current, doc)
-        except (KeyError, TypeError, AttributeError):
-            return  # the delivery agent parks a malformed command; reporting it twice would mislead
-        kind = "order" if doc.get("orderId") else "recipe"
+    doc = orjson.loads(event.value)
+    activity = doc.get("activity")
+    fold: Fold
+    kind: Kind | None
+    if activity == "order":
+        fold, kind = (lambda d: fold_order(d, doc["order"])), "order"
+    elif activity == "recipe-order":
+        fold, kind = (lambda d: fold_recipe_order(d, doc["order"])), None
+    elif activity == "trigger":
+        plan = doc["plan"]
+        fold, kind = (lambda d: fold_trigger(d, plan)), "order" if plan.get("orderId") else "recipe"
     else:
-        updated, kind = fold_result(current, doc), "order" if doc.get("orderId") else "recipe"
-    await list_for_tenant(updated, kind, key)
-    order_view_table[key] = updated
-
-
-async def list_for_tenant(doc: dict[str, Any], kind: Literal["order", "recipe"], key: str) -> None:
-    """Send the order's (or raw-feed recipe's) line to its tenant's list when it changed; the last
-    line sent is kept in the document to know."""
-    order = doc.get("order") or {}
-    tenant = str(order.get("tenant") or "")
-    expects = bool(tenant) and bool(route(order.get("lastEventType", ""), tenant, await all_integrations()))
-    entry = tenant_entry(doc, kind, key, expects)
-    listed = dict(doc.get("listed") or {})
-    if entry is None or entry == listed.get(kind) or not entry.get("tenant"):
-        return
-    await publish(tenant_activity_topic, [(entry["tenant"], entry)])
-    listed[kind] = entry
-    doc["listed"] = listed
+        result = doc["result"]
+        fold, kind = (lambda d: fold_result(d, result)), "order" if result.get("orderId") else "recipe"
+    if not fold_here(key, fold, kind):
+        log.warning("a view record is on the wrong partition; left out", extra={"partition": event.message.partition})
 
 
 @app.agent(tenant_activity_topic)
 async def keep_tenant_activity(stream: Any) -> None:
-    """Each entry folded into its tenant's row in memory; rows written (and entries acknowledged) in
-    batches by `tenant_rows`. A full batch is written before the next entry is read."""
-    writer = asyncio.create_task(tenant_rows.write_after(TENANT_ROWS_WRITE_AFTER_SECONDS))
-    try:
-        await handle_each(stream, fold_tenant_entry, done=tenant_rows.done)
-    finally:
-        writer.cancel()
-
-
-def fetched_in_this_generation(event: Any) -> bool:
-    """Faust's own test for a message fetched before the last rebalance (faust/streams.py)."""
-    return bool(event.message.generation_id == app.consumer_generation_id)
-
-
-# A worker may serve many tenants: the decoded rows kept are bounded. A changed row is written this
-# long after the first change waiting, or once this many entries wait (rebalances and failed writes
-# aside).
-TENANT_ROWS_CACHED = 64
-TENANT_ROWS_BATCH = 500
-TENANT_ROWS_WRITE_AFTER_SECONDS = 0.25
-tenant_rows: WriteBehindRows[dict[str, Any]] = WriteBehindRows(
-    tenant_table,
-    cached=TENANT_ROWS_CACHED,
-    batch=TENANT_ROWS_BATCH,
-    rebalancing=lambda: bool(app.rebalancing),
-    is_current=fetched_in_this_generation,
-)
+    """Each entry folded into its tenant's row in memory; the rows written once per barrier."""
+    await handle_held(stream, fold_tenant_entry)
 
 
 async def fold_tenant_entry(event: Any) -> None:
@@ -175,40 +169,26 @@ async def fold_tenant_entry(event: Any) -> None:
     tenant_rows.put(key, remember(tenant_rows.get(key), orjson.loads(event.value)), event)
 
 
-async def _tenant_partitions_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-    tenant_rows.forget(revoked_partitions(args, kwargs))
-
-
-async def _tenant_partitions_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
-    tenant_rows.drop_cached()
-
-
-# faust's stub wants a positional-only sender and a `signal` keyword; the receiver takes both as given.
-app.on_partitions_revoked.connect(cast(Any, _tenant_partitions_revoked))
-app.on_partitions_assigned.connect(cast(Any, _tenant_partitions_assigned))
-
-
 async def plan_trigger(trigger: Trigger, order: dict[str, Any] | None, links: list[OrderLink]) -> list[OrderLink]:
     """A trigger's links for its mode, its plan recorded for the operators; none for a dry run.
 
     Runs in the trigger's partition, which is its target's partition of order-view (same key, same
     partition count, every producer hashing with murmur2)."""
-    kind: Literal["order", "recipe"] = "order" if order is not None else "recipe"
+    kind: Kind = "order" if order is not None else "recipe"
     key = order["orderId"] if order is not None else str(trigger.recipeId)
-    doc = order_view_table.get(key)
+    doc = view_rows.get(key)
     chosen = select_links(links, trigger.mode, doc, kind, key)
     plan = trigger_plan(
         trigger, kind, key, planned_deliveries(trigger.triggerId, chosen, await all_integrations(), doc)
     )
     if trigger.dryRun:
         return []
-    await publish(order_activity_topic, [(key, {"activity": "trigger", "plan": plan})])
+    if not fold_here(key, lambda d: fold_trigger(d, plan), kind):
+        await publish(order_activity_topic, [(key, {"activity": "trigger", "plan": plan})])
     return chosen
 
 
-def trigger_plan(
-    trigger: Trigger, kind: Literal["order", "recipe"], key: str, deliveries: list[dict[str, Any]]
-) -> dict[str, Any]:
+def trigger_plan(trigger: Trigger, kind: Kind, key: str, deliveries: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "triggerId": trigger.triggerId,
         "requestedAt": trigger.requestedAt.isoformat(),

@@ -3,7 +3,8 @@ broker and one set of destination servers started for the run, and print the tab
 
 Names: throughput (P1), latency (P2), memory (P4), recovery (P5), scaleout (P6: I/O-bound, then
 CPU-bound), restart (P7: SIGKILL and restart with and without OUTBOUND_INSTANCE_ID, time to ready),
-retries (P8: 100,000 waiting retries: memory, and how late due ones start).
+retries (P8: 100,000 waiting retries: memory, and how late due ones start), records (Kafka records
+consumed and produced per recipe and per order).
 `--runs 1` brings P7 to one run per variant (each run without an instance id waits out the 60 s
 session timeout: about 80 s).
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 import psutil
 
 from tests.bench.bench_latency import bench_latency
+from tests.bench.bench_records import bench_records
 from tests.bench.bench_memory import bench_memory
 from tests.bench.bench_recovery import bench_recovery
 from tests.bench.bench_restart import bench_restart
@@ -36,6 +38,7 @@ from tests.support import load_local_kafka
 BENCHMARKS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "throughput": bench_throughput,
     "latency": bench_latency,
+    "records": bench_records,
     "memory": bench_memory,
     "recovery": bench_recovery,
     "scaleout": bench_scaleout,

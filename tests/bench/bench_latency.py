@@ -72,11 +72,13 @@ async def service_run(bench: Bench, deployment: Deployment, workers: list[Any], 
 
     await poll_until(all_done, 300, "every latency delivery", every=0.2)
     results = await deployment.read_json("delivery-results", lambda d: d.get("orderId") in sent)
-    return [
-        (datetime.fromisoformat(r["finishedAt"]).timestamp() - sent[r["orderId"]]) * 1000
+    finished = {
+        r["orderId"]: (datetime.fromisoformat(r["finishedAt"]).timestamp() - sent[r["orderId"]]) * 1000
         for r in results
         if r["outcome"] == "delivered"
-    ]
+    }
+    # In the order they were sent: whether latency grows along the run shows a growing backlog.
+    return [finished[o["orderId"]] for o in orders if o["orderId"] in finished]
 
 
 async def bare_run(bench: Bench, count: int, rate: float) -> list[float]:
@@ -108,12 +110,15 @@ async def bare_run(bench: Bench, count: int, rate: float) -> list[float]:
 
 async def bench_latency(bench: Bench) -> None:
     """P2: p50 and p99 of order -> files at a steady rate, beside a bare round trip. Also at a fifth of
-    the rate: when the worker cannot keep up with the full rate, the first figure is mostly queueing."""
+    the rate: when the worker cannot keep up with the full rate, the first figure is mostly queueing.
+    And at four times the rate (200/s), with whether the backlog grows: the median latency of the last
+    quarter of the orders against the first quarter's (about 1 when the worker keeps up)."""
     deployment = bench.deployment()
     worker = await bench.worker(deployment, "latency")
     try:
         for rate, count in (
             (bench.sizes.latency_rate, bench.sizes.latency_orders),
+            (bench.sizes.latency_rate * 4, bench.sizes.latency_orders * 4),
             (bench.sizes.latency_rate / 5, max(50, bench.sizes.latency_orders // 5)),
         ):
             await latency_at(bench, deployment, worker, rate, count)
@@ -124,14 +129,17 @@ async def bench_latency(bench: Bench) -> None:
 async def latency_at(bench: Bench, deployment: Deployment, worker: Any, rate: float, count: int) -> None:
     service: list[tuple[float, float]] = []
     bare: list[tuple[float, float]] = []
+    growth: list[float] = []
     for run in range(bench.sizes.runs):
         s = await service_run(bench, deployment, [worker], count, rate)
         b = await bare_run(bench, count, rate)
         service.append((percentile(s, 50), percentile(s, 99)))
         bare.append((percentile(b, 50), percentile(b, 99)))
+        quarter = max(1, len(s) // 4)
+        growth.append(percentile(s[-quarter:], 50) / percentile(s[:quarter], 50))
         print(
             f"  run {run + 1} at {rate:.0f}/s: service p50 {service[-1][0]:.1f} ms p99 {service[-1][1]:.1f} ms "
-            f"({len(s)} orders, mean {statistics.fmean(s):.1f}); "
+            f"({len(s)} orders, mean {statistics.fmean(s):.1f}, last/first quarter p50 {growth[-1]:.2f}); "
             f"bare p50 {bare[-1][0]:.2f} ms p99 {bare[-1][1]:.2f} ms",
             flush=True,
         )
@@ -140,7 +148,7 @@ async def latency_at(bench: Bench, deployment: Deployment, worker: Any, rate: fl
     bench.report(
         Row(
             f"P2 order event → its files in a local-directory integration, {rate:.0f} orders/s",
-            f"p50 {s50:.1f} ms, p99 {s99:.1f} ms",
+            f"p50 {s50:.1f} ms, p99 {s99:.1f} ms; last/first quarter p50 {median(growth):.2f}",
             f"produce→consume round trip: p50 {b50:.2f} ms, p99 {b99:.2f} ms",
             f"{s50 / b50:.1f}x / {s99 / b99:.1f}x",
             "p99 runs " + ", ".join(f"{s[1]:.1f}" for s in service) + " / " + ", ".join(f"{b[1]:.2f}" for b in bare),

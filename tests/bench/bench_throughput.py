@@ -42,6 +42,7 @@ from tests.support import (
 )
 
 HOOK_SECONDS = 0.2  # how long each P6 hook holds its answer
+BARE_POST_CONCURRENCY = 8  # the bare client's POSTs at once, and the P1 hook integration's
 SLOTS = int(Settings.model_fields["delivery_concurrency"].default)  # a worker's attempts at once
 HOOK_TENANTS, HOOKS_PER_TENANT = 8, 3
 
@@ -138,7 +139,7 @@ def bare_post(bench: Bench, bodies: list[bytes]) -> float:
     url = f"{bench.destinations.http.base}/hook/{name}"
     try:
         out = _run_in_thread(
-            [sys.executable, "-m", "tests.bench.bare", "post", url, str(path), str(8)],
+            [sys.executable, "-m", "tests.bench.bare", "post", url, str(path), str(BARE_POST_CONCURRENCY)],
         )
     finally:
         path.unlink(missing_ok=True)
@@ -153,7 +154,12 @@ def _run_in_thread(cmd: list[str]) -> str:
 
 async def throughput(bench: Bench, workers: int = 1) -> list[dict[str, float]]:
     deployment = bench.deployment()
-    running = [await bench.worker(deployment, f"w{i}") for i in range(workers)]
+    # The hook may take as many POSTs at once as the bare client makes (8): the figure compares the
+    # two at the same concurrency.
+    running = [
+        await bench.worker(deployment, f"w{i}", OUTBOUND_INTEGRATION_CONCURRENCY=str(BARE_POST_CONCURRENCY))
+        for i in range(workers)
+    ]
     results = []
     loop = asyncio.get_running_loop()
     try:

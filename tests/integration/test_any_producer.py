@@ -58,3 +58,29 @@ async def test_a_crc32_producer_s_events_join_deliver_and_cancel(deployment, wor
     assert manual["eventType"] == "order.cancelled" and manual["outcome"] == "delivered"
     invalid = await deployment.read_json("invalid-events", lambda d: tenant in str(d.get("reasons")))
     assert invalid == []
+
+
+async def test_events_already_on_their_partition_skip_the_re_publish_hop(deployment, worker, destinations):
+    """A producer that hashes keys as the service does (murmur2, as Java clients) puts each event on
+    the partition the service would: it is handled where it is, not copied onto recipe-events or
+    order-events first. One placed by CRC32 on another partition still is."""
+    tenant = unique("hop")
+    hook = hook_integration(destinations, tenant, events=("recipe.created", "order.created"))
+    await configure(deployment, [worker], hook)
+    placed = recipe_event(tenant)
+    apart = recipe_event(tenant, recipe_id=placed_apart("r-"))
+    await deployment.produce_json("recipes", [placed], "recipeId")
+    await deployment.produce_json("recipes", [apart], "recipeId", crc32_partition())
+    order = order_event(tenant, [placed["recipeId"], apart["recipeId"]])
+    await deployment.produce_json("orders", [order], "orderId")
+    # Each recipe's raw feed, and the order's delivery per recipe.
+    results = await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 4)
+    assert sorted((r["eventType"], r["outcome"]) for r in results) == [
+        ("order.created", "delivered"),
+        ("order.created", "delivered"),
+        ("recipe.created", "delivered"),
+        ("recipe.created", "delivered"),
+    ]
+    republished = await deployment.read_json("recipe-events", lambda d: d.get("tenant") == tenant)
+    assert [r["recipeId"] for r in republished] == [apart["recipeId"]], "only the CRC32-placed recipe took the hop"
+    assert await deployment.read_json("order-events", lambda d: d.get("tenant") == tenant) == []

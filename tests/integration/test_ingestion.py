@@ -117,11 +117,11 @@ async def test_a_malformed_internal_message_is_parked_not_lost(kafka):
     worker = await Worker(deployment, "garbage").start().ready()
     try:
         key = unique("garbage").encode()
-        for topic in ("deliveries", "deliveries-retry", "delivery-results"):
+        for topic in ("deliveries", "deliveries-retry", "order-activity"):
             await deployment.produce(topic, [(key, b"{not a command")])
         parked = await deployment.wait_json("invalid-events", lambda d: d["key"] == base64.b64encode(key).decode(), 3)
         sources = {d["sourceTopic"].rsplit(".", 1)[1] for d in parked}
-        assert sources == {"deliveries", "deliveries-retry", "delivery-results"}
+        assert sources == {"deliveries", "deliveries-retry", "order-activity"}
         assert all("internal error" in d["reasons"][0] for d in parked)
     finally:
         worker.stop()

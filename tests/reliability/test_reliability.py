@@ -8,7 +8,7 @@ started and stopped, default 3), `OUTBOUND_RELIABILITY_KILLS` (R1's SIGKILLs, de
 `OUTBOUND_RELIABILITY_SEED` (where R1's kills fall; printed with its figures and in a failure).
 
 After every scenario the broker is asked too (tests/broker_view.py): each input record below the group's
-committed offsets must have been re-published or refused.
+committed offsets must have been handled or refused.
 """
 
 from __future__ import annotations
@@ -188,12 +188,12 @@ async def where_orders_stopped(deployment, orders, root: Path) -> str:
     stages = ", ".join(f"{t}: {n}" for t, n in seen.items())
     positions = sorted(
         (r.partition, r.offset)
-        for r in await deployment.read("order-events")
+        for r in await deployment.read("orders")
         if r.value is not None and orjson.loads(r.value).get("orderId") in missing
     )
     return (
         f"{len(missing)} orders missing (e.g. {sorted(missing)[:3]}); of them on {stages}; "
-        f"their order-events (partition, offset): {positions[:40]}; logs in {deployment.workdir}"
+        f"their orders records (partition, offset): {positions[:40]}; logs in {deployment.workdir}"
     )
 
 

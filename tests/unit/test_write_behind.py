@@ -1,17 +1,14 @@
-"""The tenant rows' write-behind: a message is acknowledged only once the row it changed is written."""
+"""Rows changed in memory and written once per barrier (service/streams/write_behind.py)."""
 
 from __future__ import annotations
-
-import asyncio
 
 from faust.streams import current_event
 
 from service.streams.status import tenant_activity_topic, tenant_table
-from service.streams.write_behind import WriteBehindRows, handling
+from service.streams.write_behind import RowCache, handling
 from tests.support import FakeEvent as Event
 from tests.support import FakeMessage as Message
 from tests.support import fake_events as events
-from tests.support import wait_for
 
 
 class CountingTable(dict[str, list[int]]):
@@ -33,43 +30,35 @@ class CountingTable(dict[str, list[int]]):
 
 
 class Group:
-    """The consumer group as the rows see it: its generation and whether it rebalances."""
+    """The consumer group as the rows see it: its generation."""
 
     def __init__(self) -> None:
         self.generation = 1
-        self.rebalancing = False
 
-    def rows(self, table: CountingTable, *, cached: int = 8, batch: int = 100) -> WriteBehindRows[list[int]]:
-        return WriteBehindRows(
-            table,
-            cached=cached,
-            batch=batch,
-            rebalancing=lambda: self.rebalancing,
-            is_current=lambda e: e.message.generation_id == self.generation,
-        )
+    def rows(self, table: CountingTable, *, cached: int = 8) -> RowCache[list[int]]:
+        return RowCache(table, cached=cached, is_current=lambda e: e.message.generation_id == self.generation)
 
 
-def fold(rows: WriteBehindRows[list[int]], key: str, event: Event) -> bool:
+def fold(rows: RowCache[list[int]], key: str, event: Event) -> None:
     rows.put(key, [*(rows.get(key) or []), event.message.offset], event)
-    return rows.handled(event)
 
 
-def test_a_batch_writes_each_row_once_and_acks_only_after_writing():
-    acked: list[tuple[str, int]] = []
+def test_each_changed_row_is_written_once_as_the_last_event_that_changed_it():
     table = CountingTable()
     rows = Group().rows(table)
-    for event in events("p0", range(10), acked):
+    for event in events("p0", range(10), []):
         fold(rows, "tenant-a" if event.message.offset % 2 else "tenant-b", event)
-    assert table == {} and acked == [], "nothing written or acknowledged before the flush"
-    assert rows.flush()
+    assert table == {}, "nothing written before the barrier"
+    assert rows.get("tenant-a") == [1, 3, 5, 7, 9], "reads see the changes at once"
+    assert rows.write() == 2
     assert table == {"tenant-a": [1, 3, 5, 7, 9], "tenant-b": [0, 2, 4, 6, 8]} and table.writes == 2
-    assert acked == [("p0", o) for o in range(10)]
     assert [table.written_as[k].message.offset for k in ("tenant-a", "tenant-b")] == [9, 8], (
         "each row is written as the last event that changed it (its partition is Faust's choice)"
     )
+    assert rows.write() == 0, "a written row is not written again"
 
 
-def test_faust_takes_the_partition_to_write_from_the_event_the_flush_sets():
+def test_faust_takes_the_partition_to_write_from_the_event_the_write_sets():
     """Faust's own table, not a stand-in: the partition comes from the event being handled, and a
     write outside one is refused (the first version of the flush was)."""
     event = Event(Message("p3", 1, topic=tenant_activity_topic.get_topic_name(), partition=3))
@@ -86,48 +75,27 @@ def test_faust_takes_the_partition_to_write_from_the_event_the_flush_sets():
         raise AssertionError("Faust no longer needs the event being handled to write a table")
 
 
-def test_a_full_batch_asks_to_be_written():
-    rows = Group().rows(CountingTable(), batch=3)
-    assert [fold(rows, "t", e) for e in events("p0", range(3), [])] == [False, False, True]
-
-
-def test_nothing_is_written_while_the_group_rebalances():
-    acked: list[tuple[str, int]] = []
-    table, group = CountingTable(), Group()
-    rows = group.rows(table)
-    fold(rows, "t", Event(Message("p0", 0), acked))
-    group.rebalancing = True
-    assert not rows.flush() and table == {} and acked == []
-    group.rebalancing = False
-    assert rows.flush() and table == {"t": [0]} and acked == [("p0", 0)]
-
-
-def test_a_revoked_partition_s_changes_are_dropped_unacknowledged_the_others_wait():
-    acked: list[tuple[str, int]] = []
-    table, group = CountingTable(), Group()
-    rows = group.rows(table)
-    for event in events("p0", range(3), acked):
+def test_a_revoked_partition_s_changes_are_dropped():
+    table = CountingTable()
+    rows = Group().rows(table)
+    for event in events("p0", range(3), []):
         fold(rows, "kept", event)
-    for event in events("p1", range(3), acked):
+    for event in events("p1", range(3), []):
         fold(rows, "moved", event)
-    group.rebalancing = True
     rows.forget({"p1"})
     table["moved"] = [7]  # written meanwhile by the partition's next owner
     assert rows.get("moved") == [7], "nothing cached of a revoked partition survives"
-    group.rebalancing = False
-    assert rows.flush()
+    rows.write()
     assert table == {"kept": [0, 1, 2], "moved": [7]}
-    assert acked == [("p0", 0), ("p0", 1), ("p0", 2)], "the next owner reads p1's messages again"
 
 
-def test_an_event_fetched_before_a_rebalance_is_neither_folded_nor_acknowledged():
-    acked: list[tuple[str, int]] = []
+def test_an_event_fetched_before_a_rebalance_changes_nothing():
     table, group = CountingTable(), Group()
     rows = group.rows(table)
-    old = Event(Message("p0", 4, generation_id=1), acked)
+    old = Event(Message("p0", 4, generation_id=1))
     group.generation = 2
     fold(rows, "t", old)
-    assert rows.flush() and table == {} and acked == []
+    assert rows.write() == 0 and table == {}
 
 
 def test_rows_read_before_an_assignment_are_read_again_but_unwritten_ones_stay():
@@ -147,32 +115,22 @@ def test_the_cache_is_bounded_but_never_forgets_a_row_waiting_to_be_written():
     for i, event in enumerate(events("p0", range(5), [])):
         fold(rows, f"t{i}", event)
     assert set(rows._rows) == {"t0", "t1", "t2", "t3", "t4"}, "all five wait to be written"
-    rows.flush()
+    rows.write()
     assert table == {f"t{i}": [i] for i in range(5)}
     assert list(rows._rows) == ["t3", "t4"]
 
 
-async def test_a_failed_write_is_tried_again_and_acknowledges_nothing_until_it_succeeds():
-    acked: list[tuple[str, int]] = []
+def test_a_failed_write_leaves_the_rows_not_yet_written_changed():
     table = CountingTable()
     rows = Group().rows(table)
-    fold(rows, "t", Event(Message("p0", 0), acked))
-    table.failures_left = 2
-    await asyncio.wait_for(rows.write(), 10)
-    assert table == {"t": [0]} and acked == [("p0", 0)]
-
-
-async def test_waiting_changes_are_written_shortly_after_the_first_arrives():
-    acked: list[tuple[str, int]] = []
-    table = CountingTable()
-    rows = Group().rows(table)
-    writer = asyncio.create_task(rows.write_after(0.05))
+    fold(rows, "a", Event(Message("p0", 0)))
+    fold(rows, "b", Event(Message("p0", 1)))
+    table.failures_left = 1
     try:
-        fold(rows, "t", Event(Message("p0", 0), acked))
-        await wait_for(lambda: acked == [("p0", 0)], 5, "the timed write")
-        assert table == {"t": [0]}
-        fold(rows, "t", Event(Message("p0", 1), acked))
-        await wait_for(lambda: len(acked) == 2, 5, "the next timed write")
-        assert table == {"t": [0, 1]}
-    finally:
-        writer.cancel()
+        rows.write()
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the write should have failed")
+    assert set(rows.changed()) == {"a", "b"}
+    assert rows.write() == 2 and table == {"a": [0], "b": [1]}

@@ -25,8 +25,8 @@ from pathlib import Path
 import psutil
 
 from tests.bench.bench_latency import bench_latency
-from tests.bench.bench_records import bench_records
 from tests.bench.bench_memory import bench_memory
+from tests.bench.bench_records import bench_records
 from tests.bench.bench_recovery import bench_recovery
 from tests.bench.bench_restart import bench_restart
 from tests.bench.bench_throughput import bench_scaleout, bench_throughput

@@ -126,7 +126,8 @@ async def bench_records(bench: Bench) -> None:
         bench.report(
             Row(
                 f"Kafka records per {what} (one line, one catch hook; all topics, changelogs included)",
-                f"{(consumed + produced) / count:.1f} ({consumed / count:.1f} consumed, {produced / count:.1f} produced)",
+                f"{(consumed + produced) / count:.1f} "
+                f"({consumed / count:.1f} consumed, {produced / count:.1f} produced)",
                 f"target ≤ {target}",
                 f"{(consumed + produced) / count / target:.2f}",
                 f"1 run of {count}",

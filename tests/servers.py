@@ -38,6 +38,14 @@ def pattern_bytes(size: int) -> bytes:
 # ---------------------------------------------------------------- assets and catch hooks (aiohttp)
 
 
+async def serve(app: web.Application, port: int) -> web.AppRunner:
+    """Serve `app` on 127.0.0.1:`port`; the runner's cleanup() stops it."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
 @dataclass
 class HttpServers:
     """Assets at /assets/<name> (files put in `assets`) and /big/<bytes> (generated, streamed);
@@ -77,9 +85,7 @@ class HttpServers:
         app.router.add_get("/big/{size}", self._big)
         app.router.add_get("/stream/{size}", self._stream)
         app.router.add_post("/hook/{name}", self._hook)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        self.runner = await serve(app, self.port)
         return self
 
     async def stop(self) -> None:

@@ -90,7 +90,6 @@ class Barrier:
         self._due = asyncio.Event()  # something waits to be settled
         self._now = asyncio.Event()  # a full round: settle without waiting
         self._task: asyncio.Task[None] | None = None
-        self.rounds = 0
 
     def cache(self, rows: RowCache[Any]) -> RowCache[Any]:
         """Rows written at every round (before the held records are acknowledged)."""
@@ -189,7 +188,6 @@ class Barrier:
             for event in held:
                 if self.is_current(event):
                     event.ack()
-            self.rounds += 1
 
     async def _settle_sends(self, sends: list[Sent]) -> None:
         wait = RETRY_FIRST_SECONDS

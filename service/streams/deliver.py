@@ -64,8 +64,8 @@ def order_and_integration(event: Any) -> tuple[str, str] | None:
 
 
 async def deliver_one(event: Any) -> None:
-    command = DeliveryCommand.model_validate_json(event.value)
     doc = orjson.loads(event.value)
+    command = DeliveryCommand.model_validate(doc)
     fold_here(delivery_key(command), lambda view: fold_command(view, doc), "order" if command.orderId else "recipe")
     if await dropped_if_superseded(command):
         return
@@ -198,8 +198,9 @@ async def record(
             "redrive": command.redrive,
         }
     )
-    await publish(delivery_results_topic, [(delivery_key(command), result)])
-    await fold_result_into_view(delivery_key(command), result.model_dump(mode="json"))
+    doc = result.model_dump(mode="json")
+    await publish(delivery_results_topic, [(delivery_key(command), doc)])
+    await fold_result_into_view(delivery_key(command), doc)
     metrics.record_attempt(
         integration_type=command.integrationType,
         outcome=outcome,

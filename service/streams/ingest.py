@@ -29,10 +29,10 @@ from service.app import (
 from service.contracts import OrderEvent
 from service.planning.links import accepted_order, order_links, order_number_key, order_summary, trigger_links
 from service.planning.order_view import fold_order
-from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header, replay_marks
+from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header
 from service.streams.barrier import barrier, fetched_in_this_generation, handle_held
 from service.streams.configs import order_numbers_view, order_views_ready, stored_integration
-from service.streams.partitions import placed_for
+from service.streams.entrance import enter
 from service.streams.rejects import accepted, handle_each, reject
 from service.streams.status import fold_here, plan_trigger
 from service.streams.write_behind import RowCache
@@ -60,16 +60,8 @@ async def handle_order_record(event: Any) -> None:
     if event.message.topic != ORDERS:
         await keep_order(OrderEvent.model_validate_json(event.value), event)
         return
-    order = await accepted(ORDER, event)
-    if order is None:
-        return
-    if placed_for(event, order.orderId, ORDER_EVENTS):
-        await keep_order(order, event)
-        return
-    # Without personal data: it stays on the upstream topic.
-    await barrier.send(
-        order_events_topic, order.orderId, accepted_order(order), headers=replay_marks(event.headers), cause=event
-    )
+    # Re-published without personal data: it stays on the upstream topic.
+    await enter(ORDER, event, lambda o: o.orderId, order_events_topic, accepted_order, keep_order)
 
 
 async def keep_order(order: OrderEvent, event: Any) -> None:

@@ -32,16 +32,15 @@ from service.contracts import DeliveryCommand, OrderLink, RecipeEvent
 from service.planning.commands import delivery_key, link_commands, recipe_commands
 from service.planning.order_view import fold_recipe_order
 from service.planning.pending import EXPIRED, SWEEP, entry_link, expired_commands, split_expired
-from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header, replay_marks
+from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header
 from service.planning.routing import route
 from service.streams import waiting_links
 from service.streams.barrier import barrier, handle_held
 from service.streams.configs import all_integrations
 from service.streams.deliver import record
+from service.streams.entrance import enter
 from service.streams.outcomes import after_failure
-from service.streams.partitions import placed_for
 from service.streams.publish import publish
-from service.streams.rejects import accepted
 from service.streams.status import fold_here
 from service.validation import RECIPE
 
@@ -62,18 +61,8 @@ async def join_recipes_and_orders(stream: StreamT[Any]) -> None:
 async def handle_joined(event: Any) -> None:
     topic = event.message.topic
     if topic == RECIPES:
-        recipe = await accepted(RECIPE, event)
-        if recipe is None:
-            return
-        if placed_for(event, recipe.recipeId, RECIPE_EVENTS):
-            await handle_recipe(recipe, event)
-            return
-        await barrier.send(
-            recipe_events_topic,
-            recipe.recipeId,
-            recipe.model_dump(mode="json"),
-            headers=replay_marks(event.headers),
-            cause=event,
+        await enter(
+            RECIPE, event, lambda r: r.recipeId, recipe_events_topic, lambda r: r.model_dump(mode="json"), handle_recipe
         )
     elif topic == RECIPE_EVENTS:
         # Validated at the entrance before it was re-published.

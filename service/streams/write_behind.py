@@ -82,10 +82,6 @@ class RowCache(Generic[R]):
         if key in self._dirty:
             self._rows[key] = row
 
-    def changed(self) -> dict[str, R]:
-        """The rows waiting to be written, by key."""
-        return {key: self._rows[key] for key in self._dirty}
-
     def changed_row(self, key: str) -> R | None:
         """The key's row if it waits to be written."""
         return self._rows[key] if key in self._dirty else None

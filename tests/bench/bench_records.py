@@ -19,8 +19,8 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
 from service.kafka_admin import end_offsets
-from tests.bench.harness import Bench, Row, poll_until, produce_all
-from tests.support import Deployment, configure, hook_integration, order_event, recipe_event, unique
+from tests.bench.harness import Bench, Row, poll_until, produce_all, raw_feed_and_orders_hook
+from tests.support import Deployment, order_event, recipe_event
 
 INPUTS = ("recipes", "orders")
 VIEWS = ("integrations", "order-index")  # read whole by every worker, outside the group
@@ -93,15 +93,7 @@ async def bench_records(bench: Bench) -> None:
     deployment = bench.deployment()
     worker = await bench.worker(deployment, "records")
     try:
-        tenant = unique("rec")
-        hook = hook_integration(
-            bench.destinations,
-            tenant,
-            events=("recipe.created", "order.created"),
-            successNotificationList="",
-            failureNotificationList="",
-        )
-        await configure(deployment, [worker], hook)
+        tenant = await raw_feed_and_orders_hook(bench, deployment, [worker], "rec")
         posts = bench.destinations.http.hook_requests[tenant]
         start = await settled(deployment)
         recipes = [recipe_event(tenant) for _ in range(count)]

@@ -26,13 +26,21 @@ from typing import Any
 import orjson
 
 from service.settings import Settings
-from tests.bench.harness import Bench, Row, create_topics, median, poll_until, produce_all, runs_text, total_end
+from tests.bench.harness import (
+    Bench,
+    Row,
+    create_topics,
+    median,
+    poll_until,
+    produce_all,
+    raw_feed_and_orders_hook,
+    runs_text,
+    total_end,
+)
 from tests.support import (
     ROOT,
     Deployment,
     Worker,
-    configure,
-    hook_integration,
     integration,
     order_event,
     put_integration,
@@ -48,15 +56,7 @@ HOOK_TENANTS, HOOKS_PER_TENANT = 8, 3
 
 
 async def service_run(bench: Bench, deployment: Deployment, workers: list[Worker], events: int) -> dict[str, Any]:
-    tenant = unique("tp")
-    hook = hook_integration(
-        bench.destinations,
-        tenant,
-        events=("recipe.created", "order.created"),
-        successNotificationList="",
-        failureNotificationList="",
-    )
-    await configure(deployment, workers, hook)
+    tenant = await raw_feed_and_orders_hook(bench, deployment, workers, "tp")
     half = events // 2
     recipes = [recipe_event(tenant) for _ in range(half)]
     orders = [order_event(tenant, [r["recipeId"]]) for r in recipes]

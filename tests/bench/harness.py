@@ -26,7 +26,16 @@ from cryptography.fernet import Fernet
 
 from service.kafka_admin import end_offsets
 from tests.servers import Destinations
-from tests.support import Deployment, Worker, configure, local_integration, order_event, recipe_with_assets, unique
+from tests.support import (
+    Deployment,
+    Worker,
+    configure,
+    hook_integration,
+    local_integration,
+    order_event,
+    recipe_with_assets,
+    unique,
+)
 
 
 @dataclass
@@ -143,6 +152,21 @@ class Bench:
     def report(self, row: Row) -> None:
         self.rows.append(row)
         print(f"  {row.figure}: service {row.service} | baseline {row.baseline} | ratio {row.ratio} | {row.runs}")
+
+
+async def raw_feed_and_orders_hook(bench: Bench, deployment: Deployment, workers: list[Worker], prefix: str) -> str:
+    """A new tenant whose one catch hook takes recipes (raw feed) and orders, no notifications; every
+    worker routes with it. Returns the tenant."""
+    tenant = unique(prefix)
+    hook = hook_integration(
+        bench.destinations,
+        tenant,
+        events=("recipe.created", "order.created"),
+        successNotificationList="",
+        failureNotificationList="",
+    )
+    await configure(deployment, workers, hook)
+    return tenant
 
 
 async def warmed_local_tenant(

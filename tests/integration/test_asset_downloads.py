@@ -20,7 +20,7 @@ from service.contracts import DeliveryCommand, DeliveryFile
 from service.delivery_errors import PermanentDeliveryError, TransientDeliveryError
 from service.destinations.base import TotalLimit
 from service.netpolicy import NetPolicy, RefusedDestination
-from tests.servers import HttpServers, free_port
+from tests.servers import HttpServers, free_port, serve
 
 pytestmark = pytest.mark.integration
 
@@ -47,9 +47,7 @@ class SlowAssetHost:
         app = web.Application()
         app.router.add_get("/slow/{name}", self._slow)
         app.router.add_get("/status/{code}", self._status)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        self.runner = await serve(app, self.port)
         return self
 
     async def stop(self) -> None:

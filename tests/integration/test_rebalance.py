@@ -19,6 +19,9 @@ from tests.conftest import new_deployment
 from tests.support import Worker, answers_ready, order_event, unique, wait_for
 
 pytestmark = pytest.mark.integration
+# Joins and leaves until a fetch from before a rebalance returns during the seek (timing decides when;
+# each round is a few seconds).
+ROUNDS = 10
 
 FAULTS = os.pathsep.join([str(Path(__file__).resolve().parent.parent / "faults"), os.environ.get("PYTHONPATH", "")])
 HELD = "test fault: stale fetch released after the seek"
@@ -42,7 +45,7 @@ async def test_records_a_stale_fetch_returns_during_the_seek_are_all_handled(kaf
         await wait_for(slice_then_check, 120, "the rebalance to end", every=0.3)
 
     try:
-        for round_ in range(4):
+        for round_ in range(ROUNDS):
             joiner = Worker(deployment, f"joiner{round_}").start()
             await produce_while(lambda joiner=joiner: answers_ready([joiner]))
             joiner.stop()  # leaving: the kept worker takes every partition back

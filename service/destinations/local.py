@@ -43,10 +43,15 @@ class LocalDestination(Destination):
 
 
 def _atomic_copy(source: Path, target: Path) -> None:
-    """Readers never see a half-written file: copy to a hidden temporary name, then rename."""
+    """Readers never see a half-written file: copy to a hidden temporary name, then rename. On the
+    spool's own filesystem the copy is a hard link (the spool's name goes with the delivery), so a
+    large file is not written twice."""
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
     try:
-        shutil.copyfile(source, temporary)
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)

@@ -237,10 +237,17 @@ def remember(recent: dict[str, Any] | None, entry: dict[str, Any], limit: int = 
     recent = dict(recent or {})
     bucket = "orders" if entry["kind"] == "order" else "recipes"
     kept = [e for e in recent.get(bucket) or [] if e["id"] != entry["id"]]
-    kept.append(entry)
-    kept.sort(key=lambda e: (str(e.get("occurredAt") or ""), e["id"]), reverse=True)
+    # The list is kept newest first, so the entry goes in before the first older one (at once for a
+    # new order): sorting up to a thousand entries for each change was a busy worker's largest cost.
+    newer = _recent_order(entry)
+    at = next((i for i, e in enumerate(kept) if _recent_order(e) < newer), len(kept))
+    kept.insert(at, entry)
     recent[bucket] = kept[: limit if bucket == "orders" else min(limit, RECENT_RECIPES_LIMIT)]
     return recent
+
+
+def _recent_order(entry: dict[str, Any]) -> tuple[str, str]:
+    return (str(entry.get("occurredAt") or ""), entry["id"])
 
 
 def recent_page(

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -149,13 +151,12 @@ def decrypted_settings(integration: Integration) -> dict[str, Any]:
 async def run_destination(command: DeliveryCommand, integration: Integration, plain: dict[str, Any]) -> int:
     tools = runtime()
     destination = await tools.pool.get(integration, plain)
-    with contextlib.ExitStack() as spool:
+    async with contextlib.AsyncExitStack() as spool:
         files = []
         if destination.needs_files:
             # Only deliveries of files get a spool folder: a hook delivery has nothing to download. Made
             # here, not once at start, so that a disk problem is an attempt's (retried) failure.
-            settings.spool_dir.mkdir(parents=True, exist_ok=True)
-            folder = Path(spool.enter_context(tempfile.TemporaryDirectory(dir=settings.spool_dir, prefix="dlv-")))
+            folder = await spool.enter_async_context(spool_folder())
             files = await tools.fetcher.fetch_all(command, folder, destination.total_limit())
         job = Job(command=command, integration=integration, settings=plain, files=files)
         try:
@@ -166,6 +167,19 @@ async def run_destination(command: DeliveryCommand, integration: Integration, pl
             # A timeout or an error the adapter did not foresee leaves its connection in an unknown state.
             await destination.close()
             raise
+
+
+@contextlib.asynccontextmanager
+async def spool_folder() -> AsyncIterator[Path]:
+    """A delivery's own folder for its downloads, removed after it in a thread: unlinking a command's
+    files on the event loop held every other delivery and stage for as long as the disk took."""
+    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=settings.spool_dir, prefix="dlv-"))
+    try:
+        yield folder
+    finally:
+        # Shielded: a cancelled attempt still leaves no files behind.
+        await asyncio.shield(asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True))
 
 
 async def record(

@@ -224,6 +224,25 @@ def test_the_recent_list_is_newest_first_bounded_and_updated_in_place():
     assert len(recent["orders"]) == 4 and [e["id"] for e in recent["recipes"]] == ["x9"]
 
 
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 40)), max_size=60), st.integers(1, 12))
+def test_the_recent_list_is_what_sorting_every_entry_would_give(changes: list[tuple[int, int]], limit: int):
+    """Entries go in at their place without sorting the list: the same list as sorting it whole."""
+    recent = None
+    latest: dict[str, dict] = {}
+    for i, minute in changes:
+        changed = {"kind": "order", "id": f"x{i}", "occurredAt": at(minute), "summary": "delivered"}
+        recent = remember(recent, changed, limit=limit)
+        latest[changed["id"]] = changed
+    if recent is None:
+        return
+    # What survives the cap depends on the order of changes; among the survivors the order is fixed.
+    kept = [e["id"] for e in recent["orders"]]
+    assert len(kept) == len(set(kept)) <= limit
+    assert all(recent["orders"][k] == latest[kept[k]] for k in range(len(kept)))
+    key = [(e["occurredAt"], e["id"]) for e in recent["orders"]]
+    assert key == sorted(key, reverse=True)
+
+
 def test_pages_and_the_failed_filter():
     recent = None
     for i in range(7):

@@ -232,17 +232,19 @@ def tenant_entry(
     }
 
 
-def remember(recent: dict[str, Any] | None, entry: dict[str, Any], limit: int = RECENT_LIMIT) -> dict[str, Any]:
-    """A tenant's recent orders (at most `limit`) and raw-feed recipes, newest first."""
+def remember(recent: dict[str, Any] | None, *entries: dict[str, Any], limit: int = RECENT_LIMIT) -> dict[str, Any]:
+    """A tenant's recent orders (at most `limit`) and raw-feed recipes, newest first, with `entries`
+    (the latest line of an order or recipe replaces its earlier one)."""
     recent = dict(recent or {})
-    bucket = "orders" if entry["kind"] == "order" else "recipes"
-    kept = [e for e in recent.get(bucket) or [] if e["id"] != entry["id"]]
-    # The list is kept newest first, so the entry goes in before the first older one (at once for a
-    # new order): sorting up to a thousand entries for each change was a busy worker's largest cost.
-    newer = _recent_order(entry)
-    at = next((i for i, e in enumerate(kept) if _recent_order(e) < newer), len(kept))
-    kept.insert(at, entry)
-    recent[bucket] = kept[: limit if bucket == "orders" else min(limit, RECENT_RECIPES_LIMIT)]
+    for bucket, kind in (("orders", "order"), ("recipes", "recipe")):
+        new = {e["id"]: e for e in entries if (e["kind"] == "order") == (kind == "order")}
+        if not new:
+            continue
+        kept = [e for e in recent.get(bucket) or [] if e["id"] not in new]
+        kept.extend(new.values())
+        # The stored list is sorted already: the sort merges it with the new lines in one pass.
+        kept.sort(key=_recent_order, reverse=True)
+        recent[bucket] = kept[: limit if bucket == "orders" else min(limit, RECENT_RECIPES_LIMIT)]
     return recent
 
 

@@ -40,7 +40,7 @@ from service.streams.write_behind import RowCache
 
 log = logging.getLogger(__name__)
 
-SETTLE_AFTER_SECONDS = 0.05
+SETTLE_AFTER_SECONDS = 0.25
 MAX_HELD = 1000
 RETRY_FIRST_SECONDS = 0.2  # then doubling, up to RETRY_MAX_SECONDS
 RETRY_MAX_SECONDS = 10.0

@@ -4,9 +4,8 @@ records behind it acknowledged.
 A stage handles its records one after another without waiting for the broker: a send is handed to
 the producer at once and its future kept (`Barrier.send`), rows change in memory (`RowCache`), and
 the record is held (`Barrier.hold`). About every 0.25 s (the records flow on at once: only their
-acknowledgement waits, and Faust commits every few seconds anyway), or as soon as `max_held` records
-are held,
-one round settles what was held:
+acknowledgement waits, and Faust commits every few seconds anyway), or as soon as `max_held`
+records are held, one round settles what was held:
 
 1. hooks turn changed rows into more sends (a tenant's list entry for each changed order view);
 2. every send future is awaited; a send that failed on broker trouble is sent again until the

@@ -248,6 +248,13 @@ def remember(recent: dict[str, Any] | None, *entries: dict[str, Any], limit: int
     return recent
 
 
+def tenant_lines(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lines of a `tenant-activity` record: a round's lines of one tenant, or the one line that
+    releases before the grouped records sent (still read during an upgrade and from the topic)."""
+    lines = record.get("entries")
+    return list(lines) if isinstance(lines, list) else [record]
+
+
 def _recent_order(entry: dict[str, Any]) -> tuple[str, str]:
     return (str(entry.get("occurredAt") or ""), entry["id"])
 

@@ -40,6 +40,7 @@ from service.planning.order_view import (
     remember,
     select_links,
     tenant_entry,
+    tenant_lines,
 )
 from service.planning.routing import route
 from service.streams import waiting_links
@@ -173,10 +174,7 @@ async def keep_tenant_activity(stream: Any) -> None:
 
 async def fold_tenant_entry(event: Any) -> None:
     key = event.key.decode()
-    doc = orjson.loads(event.value)
-    # A record holds a round's lines of one tenant; older releases sent one line per record.
-    entries = doc.get("entries", [doc])
-    tenant_rows.put(key, remember(tenant_rows.get(key), *entries), event)
+    tenant_rows.put(key, remember(tenant_rows.get(key), *tenant_lines(orjson.loads(event.value))), event)
 
 
 async def plan_trigger(trigger: Trigger, order: dict[str, Any] | None, links: list[OrderLink]) -> list[OrderLink]:

@@ -30,6 +30,7 @@ from service.planning.order_view import (
     select_links,
     summary_word,
     tenant_entry,
+    tenant_lines,
     trigger_answer,
 )
 
@@ -241,6 +242,14 @@ def test_the_recent_list_is_what_sorting_every_entry_would_give(changes: list[tu
     assert all(recent["orders"][k] == latest[kept[k]] for k in range(len(kept)))
     key = [(e["occurredAt"], e["id"]) for e in recent["orders"]]
     assert key == sorted(key, reverse=True)
+
+
+def test_a_tenant_record_of_either_release_gives_its_lines():
+    grouped = {"entries": [entry(1), entry(2, kind="recipe")]}
+    assert tenant_lines(grouped) == [entry(1), entry(2, kind="recipe")]
+    assert tenant_lines(entry(3)) == [entry(3)], "one line per record, as releases before the grouping sent"
+    recent = remember(remember(None, *tenant_lines(grouped)), *tenant_lines(entry(3)))
+    assert [e["id"] for e in recent["orders"]] == ["x3", "x1"] and [e["id"] for e in recent["recipes"]] == ["x2"]
 
 
 def test_pages_and_the_failed_filter():

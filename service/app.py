@@ -150,13 +150,14 @@ def table(name: str, **options: Any) -> Any:
     return app.Table(name, partitions=catalog[f"table:{name}"].partitions, schema=JSON_SCHEMA, options=options or None)
 
 
-# recipeId -> validated recipe event (fed by recipe-events, never by the upstream topic)
+# recipeId -> validated recipe event (fed by the join from recipes where placed, else recipe-events)
 recipes_table = table("recipes")
 # recipeId -> order links that arrived before their recipe
 pending_links_table = table("pending-links")
-# orderId -> the order without personal data, and its latest event (fed by order-events)
+# orderId -> the order without personal data, and its latest event (fed by the orders stage from
+# orders where placed, else order-events)
 orders_table = table("orders")
-# "<due>|<tier>|<integrationId>|<deliveryId>|<attempt>" -> a retry waiting for its due time (fed by
+# "<integrationId>|<due>|<tier>|<deliveryId>|<attempt>" -> a retry waiting for its due time (fed by
 # deliveries-retry, in its partitions; service/streams/waiting_room.py). Small write buffers and block
 # cache: its entries are written once, read once when due, and must cost disk, not memory (Faust's
 # defaults are 64 MiB of memtable and a 2 GiB block cache per partition).

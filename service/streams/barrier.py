@@ -22,7 +22,7 @@ a rebalance is never acknowledged after it (its partition is read again from its
 and a revoked partition's changed rows are dropped. Rows are written only after the sends of their
 round are acknowledged, so a row never says more than the broker has: a restart that reads a record
 again finds the table as it was before that record's sends (the order index is sent only for a new
-order: `stages/orders.py`).
+order: `streams/ingest.py`).
 """
 
 from __future__ import annotations

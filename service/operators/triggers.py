@@ -10,6 +10,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from service.catalog import Catalog
+from service.contracts import TriggerMode
 from service.kafka_admin import broker_answers, client_options
 from service.settings import Settings
 from service.validation import TRIGGER, Rejected, parse_event
@@ -52,7 +53,7 @@ async def publish_trigger(
     order_number: str | None,
     integration_id: str | None,
     requested_by: str,
-    mode: str = "all",
+    mode: TriggerMode,
 ) -> str:
     """Validate with the same contract the worker applies, then publish; returns the triggerId."""
     doc = trigger_document(tenant, recipe_id, order_id, order_number, integration_id, requested_by, datetime.now(UTC))

@@ -12,26 +12,20 @@ from hypothesis import strategies as st
 from service.contracts import Integration, OrderLink
 from service.planning.commands import delivery_id
 from service.planning.order_view import (
-    answer,
     delivery_state,
-    failed_pairs,
-    failures_since,
     fold_command,
     fold_order,
     fold_recipe_order,
     fold_result,
     fold_trigger,
     latest_by_pair,
-    legacy_status,
     own_deliveries,
-    planned_deliveries,
-    recent_page,
     remember,
-    select_links,
     summary_word,
     tenant_entry,
-    trigger_answer,
 )
+from service.planning.trigger_selection import failed_pairs, planned_deliveries, select_links
+from service.planning.view_answers import answer, failures_since, legacy_status, recent_page, trigger_answer
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 

@@ -8,18 +8,9 @@ import random
 import orjson
 import pytest
 
-from tests.conftest import new_deployment
-from tests.support import (
-    Worker,
-    configure,
-    example,
-    local_integration,
-    malformed,
-    order_event,
-    put_integration,
-    recipe_event,
-    unique,
-)
+from tests.deployments import Worker, configure, new_deployment, put_integration
+from tests.events import example, malformed, order_event, recipe_event, unique
+from tests.integrations import local_integration
 
 pytestmark = pytest.mark.integration
 

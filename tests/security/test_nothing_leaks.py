@@ -14,9 +14,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from service import operators
 from service.kafka_admin import read_topic
-from tests.integration.test_destinations import azure_settings, make_bucket, s3_settings, sftp_settings
-from tests.security.helpers import integration, publish_integrations
-from tests.support import Deployment, order_event, recipe_with_assets, unique, wait_for
+from tests.deployments import Deployment
+from tests.events import order_event, recipe_with_assets, unique
+from tests.integrations import RAW_FEED, azure_settings, integration, s3_settings, sftp_settings
+from tests.security.helpers import publish_integrations
+from tests.stores import make_bucket
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -71,19 +74,24 @@ async def test_no_secret_and_no_personal_data_anywhere(deployment, worker, desti
     }
     configs = [
         integration(
-            tenant, "zapier", {"hook-url": secrets["hook-url"], "signing-secret": secrets["signing-secret"]}, **lists
+            tenant,
+            "zapier",
+            {"hook-url": secrets["hook-url"], "signing-secret": secrets["signing-secret"]},
+            RAW_FEED,
+            **lists,
         ),
         integration(
             tenant,
             "s3",
             s3_settings(destinations, bucket)
             | {"access-key-secret": secrets["s3 access key"], "secret-key-secret": secrets["s3 secret key"]},
+            RAW_FEED,
             **lists,
         ),
-        integration(tenant, "sftp", sftp_settings(destinations, tenant), **lists),
-        integration(tenant, "azure", azure, **lists),
+        integration(tenant, "sftp", sftp_settings(destinations, tenant), RAW_FEED, **lists),
+        integration(tenant, "azure", azure, RAW_FEED, **lists),
         # A container that does not exist: Azurite's answer explains it in a body that must stay out.
-        integration(tenant, "azure", azure | {"container": f"missing-{uuid.uuid4().hex[:8]}"}, **lists),
+        integration(tenant, "azure", azure | {"container": f"missing-{uuid.uuid4().hex[:8]}"}, RAW_FEED, **lists),
     ]
     destinations.http.hook_statuses[hook_path.rsplit("/", 1)[1]] = [422]  # fails for good: a notification
     await publish_integrations(deployment, [worker], configs)

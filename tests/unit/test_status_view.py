@@ -26,6 +26,8 @@ from service.planning.order_view import (
 )
 from service.planning.trigger_selection import failed_pairs, planned_deliveries, select_links
 from service.planning.view_answers import answer, failures_since, legacy_status, recent_page, trigger_answer
+from tests.integrations import ORDER_FEED
+from tests.integrations import integration as configured
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -249,8 +251,8 @@ def link(recipe: str, integration: str | None = None) -> OrderLink:
     )
 
 
-def integration(iid: str, events: tuple[str, ...] = ("order.created",), enabled: bool = True) -> Integration:
-    return Integration(id=iid, tenant="acme", type="zapier", enabled=enabled, events=list(events), settings={})
+def integration(iid: str, events: tuple[str, ...] = ORDER_FEED, enabled: bool = True) -> Integration:
+    return Integration.model_validate(configured("acme", "zapier", {}, events, id=iid, enabled=enabled))
 
 
 def test_failed_only_selects_each_failed_recipe_and_integration_and_nothing_delivered():

@@ -12,7 +12,7 @@ from service.destinations.zapier import MAX_ANSWER_BYTES
 from service.planning.payloads import header_text
 from tests.events import order_event, recipe_with_assets, unique
 from tests.integrations import RAW_FEED, integration
-from tests.security.helpers import command, first_results, publish_integrations, send_commands
+from tests.security.worker_inputs import command, first_results, publish_integrations, send_commands
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import pytest
 
 from tests.events import unique
 from tests.integrations import RAW_FEED, integration
-from tests.security.helpers import command, first_results, publish_integrations, send_commands
 from tests.security.loopback import LOOPBACK_NAME, Recorder, rebinding
+from tests.security.worker_inputs import command, first_results, publish_integrations, send_commands
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from tests.deployments import ROOT
 from tests.events import unique
 from tests.integrations import RAW_FEED, azure_settings, integration, s3_settings
 from tests.integrations import sftp_settings as sftp_settings_for
-from tests.security.helpers import command, first_results, publish_integrations, send_commands
+from tests.security.worker_inputs import command, first_results, publish_integrations, send_commands
 from tests.stores import azure_blobs, make_bucket, s3_objects
 
 pytestmark = pytest.mark.integration

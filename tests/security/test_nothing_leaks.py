@@ -17,7 +17,7 @@ from service.kafka_admin import read_topic
 from tests.deployments import Deployment
 from tests.events import order_event, recipe_with_assets, unique
 from tests.integrations import RAW_FEED, azure_settings, integration, s3_settings, sftp_settings
-from tests.security.helpers import publish_integrations
+from tests.security.worker_inputs import publish_integrations
 from tests.stores import make_bucket
 from tests.waiting import wait_for
 

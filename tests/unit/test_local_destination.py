@@ -14,7 +14,7 @@ from service.destinations.base import Job, LocalFile
 from service.destinations.local import LocalDestination
 from service.netpolicy import NetPolicy
 from tests.integrations import RAW_FEED, integration
-from tests.security.helpers import command
+from tests.security.worker_inputs import command
 
 
 def job(spool: Path, names: list[str]) -> Job:

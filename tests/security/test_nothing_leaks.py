@@ -16,7 +16,7 @@ from service import operators
 from service.kafka_admin import read_topic
 from tests.deployments import Deployment
 from tests.events import order_event, recipe_with_assets, unique
-from tests.integrations import RAW_FEED, azure_settings, integration, s3_settings, sftp_settings
+from tests.integrations import ORDER_FEED, azure_settings, integration, s3_settings, sftp_settings
 from tests.security.worker_inputs import publish_integrations
 from tests.stores import make_bucket
 from tests.waiting import wait_for
@@ -70,14 +70,13 @@ async def test_no_secret_and_no_personal_data_anywhere(deployment, worker, desti
     lists = {
         "successNotificationList": notified[0],
         "failureNotificationList": notified[1],
-        "events": ["order.created"],
     }
     configs = [
         integration(
             tenant,
             "zapier",
             {"hook-url": secrets["hook-url"], "signing-secret": secrets["signing-secret"]},
-            RAW_FEED,
+            ORDER_FEED,
             **lists,
         ),
         integration(
@@ -85,13 +84,13 @@ async def test_no_secret_and_no_personal_data_anywhere(deployment, worker, desti
             "s3",
             s3_settings(destinations, bucket)
             | {"access-key-secret": secrets["s3 access key"], "secret-key-secret": secrets["s3 secret key"]},
-            RAW_FEED,
+            ORDER_FEED,
             **lists,
         ),
-        integration(tenant, "sftp", sftp_settings(destinations, tenant), RAW_FEED, **lists),
-        integration(tenant, "azure", azure, RAW_FEED, **lists),
+        integration(tenant, "sftp", sftp_settings(destinations, tenant), ORDER_FEED, **lists),
+        integration(tenant, "azure", azure, ORDER_FEED, **lists),
         # A container that does not exist: Azurite's answer explains it in a body that must stay out.
-        integration(tenant, "azure", azure | {"container": f"missing-{uuid.uuid4().hex[:8]}"}, RAW_FEED, **lists),
+        integration(tenant, "azure", azure | {"container": f"missing-{uuid.uuid4().hex[:8]}"}, ORDER_FEED, **lists),
     ]
     destinations.http.hook_statuses[hook_path.rsplit("/", 1)[1]] = [422]  # fails for good: a notification
     await publish_integrations(deployment, [worker], configs)

@@ -2,7 +2,7 @@
 
 A request to the API passes `auth` (its token's scope), then its route module (`lookup_routes`,
 `trigger_routes`, `replay_routes`; `page_routes` serves the page without a token), which hands it
-to `routing` to be answered by the worker that owns its key; `answers` reads the tables there.
+to `owners` to be answered by the worker that owns its key; `answers` reads the tables there.
 Anything refused on the way is a `request_checks.Refused`, answered as `{"error": …}`. The probes
 (`probes`) and `/metrics` (`metrics_route`) need no token.
 """

@@ -1,5 +1,5 @@
 """The look-up answers of the operator API, read from this worker's tables (call them on the key's
-owner: `routing.on_owner`)."""
+owner: `owners.on_owner`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 from faust import web
 
 from service.app import pending_links_table, recipes_table
+from service.operators.owners import ask_owner, changelog, owner_of
 from service.operators.request_checks import Refused
-from service.operators.routing import ask_owner, changelog, owner_of
 from service.planning.links import order_number_key
 from service.planning.order_view import undelivered_lines
 from service.planning.view_answers import answer

@@ -1,7 +1,7 @@
 """The operator API's look-ups (read scope): integrations, an order or recipe, a trigger's progress,
 a tenant's recent orders and failures, and the orders waiting for a recipe (worker to worker).
 
-Each is answered by the worker that owns its key (`routing.on_owner`), whichever worker was asked.
+Each is answered by the worker that owns its key (`owners.on_owner`), whichever worker was asked.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from faust import web
 from service.app import app, pending_links_table
 from service.operators.answers import listed, order_answer, recipe_answer, resolve_order_number
 from service.operators.auth import scope_of, with_scope
+from service.operators.owners import on_owner
 from service.operators.request_checks import Refused, bool_param, checked_tenant, int_param, refusal
-from service.operators.routing import on_owner
 from service.planning.view_answers import failures_since, legacy_status, recent_page, trigger_answer
 from service.secrets import redact_settings
 from service.streams.configs import integrations_view

@@ -17,8 +17,8 @@ from service.app import app, recipes_table, settings, triggers_topic
 from service.contracts import OPERATOR_TRIGGER_MODE, TRIGGER_MODES, Trigger
 from service.operators.answers import resolve_order_number
 from service.operators.auth import with_scope
+from service.operators.owners import on_owner
 from service.operators.request_checks import Refused, json_object
-from service.operators.routing import on_owner
 from service.operators.triggers import trigger_document
 from service.planning.links import trigger_links
 from service.planning.order_view import own_deliveries

@@ -78,7 +78,7 @@ class Destination(ABC, Generic[Options]):
 
         Raise a DeliveryError, or let a library error escape: `classify_failure` says what it means."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # most destinations hold nothing to close
         """Release connections."""
 
 

@@ -1,4 +1,4 @@
-"""Where producers put a key: murmur2 (every Kafka Java client, and the service) or CRC32 (librdkafka)."""
+"""Where producers put a key: murmur2 (Java clients, and the service) or CRC32 (most other clients' default)."""
 
 from __future__ import annotations
 

@@ -215,7 +215,7 @@ def trigger(
     ] = False,
 ) -> None:
     """Run the tenant's integrations again for one recipe or order."""
-    from service.operators.triggers import TriggerRefused, publish_trigger
+    from service.operators.triggers import TriggerRefused, publish_trigger, trigger_document
 
     settings = get_settings()
     if dry_run:
@@ -237,11 +237,8 @@ def trigger(
         )
         return
     try:
-        trigger_id = asyncio.run(
-            publish_trigger(
-                settings, catalog_of(settings), tenant, recipe_id, order_id, order_number, integration, by, mode
-            )
-        )
+        doc = trigger_document(tenant, recipe_id, order_id, order_number, integration, by, datetime.now(UTC))
+        trigger_id = asyncio.run(publish_trigger(settings, catalog_of(settings), doc, mode))
     except TriggerRefused as exc:
         typer.echo("error: the trigger is not valid:", err=True)
         for reason in exc.reasons:

@@ -25,7 +25,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from service.kafka_admin import end_offsets
-from tests.support import Deployment, wait_for
+from tests.deployments import Deployment
+from tests.waiting import wait_for
 
 # Each input topic, where its handled records go (topic keys of the deployment), and the field that
 # names the event's subject.

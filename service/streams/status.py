@@ -36,13 +36,12 @@ from service.planning.order_view import (
     fold_recipe_order,
     fold_result,
     fold_trigger,
-    planned_deliveries,
     remember,
-    select_links,
     tenant_entry,
     tenant_lines,
 )
 from service.planning.routing import route
+from service.planning.trigger_selection import planned_deliveries, select_links
 from service.streams import waiting_links
 from service.streams.barrier import barrier, fetched_in_this_generation, handle_held
 from service.streams.configs import all_integrations

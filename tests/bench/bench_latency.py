@@ -27,7 +27,8 @@ from tests.bench.harness import (
     total_end,
     warmed_local_tenant,
 )
-from tests.support import Deployment, order_event, unique
+from tests.deployments import Deployment
+from tests.events import order_event, unique
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -11,17 +11,10 @@ import signal
 import pytest
 
 from tests.broker_view import group_state
-from tests.conftest import new_deployment
-from tests.support import (
-    Worker,
-    configure,
-    local_integration,
-    of_tenant,
-    order_event,
-    recipe_with_assets,
-    unique,
-    wait_for,
-)
+from tests.deployments import Worker, configure, new_deployment
+from tests.events import of_tenant, order_event, recipe_with_assets, unique
+from tests.integrations import local_integration
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from service.streams.barrier import Barrier
 from service.streams.write_behind import RowCache
-from tests.support import FakeEvent as Event
-from tests.support import FakeMessage as Message
-from tests.support import fake_events as events
+from tests.fakes import FakeEvent as Event
+from tests.fakes import FakeMessage as Message
+from tests.fakes import fake_events as events
 
 
 class Topic:

@@ -67,7 +67,8 @@ def test_the_worker_starts_without_the_sftp_azure_and_s3_client_libraries():
     code = (
         "import sys\n"
         "from service.app import app\n"
-        "from service.operators import api, health, metrics_route, replay_routes\n"
+        "from service.operators import lookup_routes, metrics_route, page_routes, probes\n"
+        "from service.operators import replay_routes, trigger_routes\n"
         "from service.streams import deliver, ingest, join, notify, retry, status\n"
         f"print([m for m in {modules!r} if m in sys.modules])\n"
     )

@@ -12,7 +12,8 @@ from aiokafka.errors import KafkaTimeoutError
 from faust.exceptions import NotReady
 
 from service.streams import concurrency, rejects
-from tests.support import FakeEvent, FakeMessage, fake_events, wait_for
+from tests.fakes import FakeEvent, FakeMessage, fake_events
+from tests.waiting import wait_for
 
 
 @pytest.fixture

@@ -13,11 +13,12 @@ from service.contracts import DeliveryCommand, Integration
 from service.destinations.base import Job, LocalFile
 from service.destinations.local import LocalDestination
 from service.netpolicy import NetPolicy
-from tests.security.helpers import command, integration
+from tests.integrations import RAW_FEED, integration
+from tests.security.worker_inputs import command
 
 
 def job(spool: Path, names: list[str]) -> Job:
-    config = integration("acme", "local", {"directory": "acme/in"})
+    config = integration("acme", "local", {"directory": "acme/in"}, RAW_FEED)
     files = []
     for name in names:
         path = spool / name

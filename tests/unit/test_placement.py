@@ -11,7 +11,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from service.planning.placement import already_placed, service_partition
-from tests.support import crc32_partition, murmur2_partition
+from tests.partitioning import crc32_partition, murmur2_partition
 
 
 def test_the_service_partition_is_aiokafka_s_default_choice():

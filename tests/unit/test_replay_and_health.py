@@ -38,7 +38,7 @@ from service.planning.replay import (
 )
 from service.planning.retry_policy import GiveUp, RetryAt, next_step
 from service.streams.views import TopicView
-from tests.support import example
+from tests.events import example
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

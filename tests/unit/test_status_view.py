@@ -12,27 +12,23 @@ from hypothesis import strategies as st
 from service.contracts import Integration, OrderLink
 from service.planning.commands import delivery_id
 from service.planning.order_view import (
-    answer,
     delivery_state,
-    failed_pairs,
-    failures_since,
     fold_command,
     fold_order,
     fold_recipe_order,
     fold_result,
     fold_trigger,
     latest_by_pair,
-    legacy_status,
     own_deliveries,
-    planned_deliveries,
-    recent_page,
     remember,
-    select_links,
     summary_word,
     tenant_entry,
     tenant_lines,
-    trigger_answer,
 )
+from service.planning.trigger_selection import failed_pairs, planned_deliveries, select_links
+from service.planning.view_answers import answer, failures_since, legacy_status, recent_page, trigger_answer
+from tests.integrations import ORDER_FEED
+from tests.integrations import integration as configured
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -283,8 +279,8 @@ def link(recipe: str, integration: str | None = None) -> OrderLink:
     )
 
 
-def integration(iid: str, events: tuple[str, ...] = ("order.created",), enabled: bool = True) -> Integration:
-    return Integration(id=iid, tenant="acme", type="zapier", enabled=enabled, events=list(events), settings={})
+def integration(iid: str, events: tuple[str, ...] = ORDER_FEED, enabled: bool = True) -> Integration:
+    return Integration.model_validate(configured("acme", "zapier", {}, events, id=iid, enabled=enabled))
 
 
 def test_failed_only_selects_each_failed_recipe_and_integration_and_nothing_delivered():

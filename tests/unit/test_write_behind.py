@@ -6,9 +6,9 @@ from faust.streams import current_event
 
 from service.streams.status import tenant_activity_topic, tenant_table
 from service.streams.write_behind import RowCache, handling
-from tests.support import FakeEvent as Event
-from tests.support import FakeMessage as Message
-from tests.support import fake_events as events
+from tests.fakes import FakeEvent as Event
+from tests.fakes import FakeMessage as Message
+from tests.fakes import fake_events as events
 
 
 class CountingTable(dict[str, list[int]]):

@@ -13,8 +13,8 @@ from service.operators.request_checks import Refused
 from service.planning.links import order_number_key
 from service.planning.order_view import undelivered_lines
 from service.planning.view_answers import answer
-from service.streams.configs import order_numbers_view
-from service.streams.status import order_view_table, orders_waiting_for
+from service.streams.stages.order_view import order_view_table, orders_waiting_for
+from service.streams.state.live_views import order_numbers_view
 
 
 async def waiting_for_recipe(request: web.Request, doc: dict[str, Any] | None, order_id: str) -> set[str]:

@@ -18,9 +18,9 @@ from service.operators.owners import on_owner
 from service.operators.request_checks import Refused, bool_param, checked_tenant, int_param, refusal
 from service.planning.view_answers import failures_since, legacy_status, recent_page, trigger_answer
 from service.secrets import redact_settings
-from service.streams.configs import integrations_view
-from service.streams.runtime import runtime
-from service.streams.status import order_view_table, orders_waiting_for, tenant_table
+from service.streams.machinery.runtime import runtime
+from service.streams.stages.order_view import order_view_table, orders_waiting_for, tenant_table
+from service.streams.state.live_views import integrations_view
 
 MAX_PAGE_SIZE = 200
 

@@ -18,7 +18,7 @@ from service.operators.auth import with_scope
 from service.operators.replay import redrive, replay
 from service.operators.request_checks import Refused, json_object
 from service.planning.replay import BadRequest, RedriveFilter, ReplayFilter, Window, parse_when
-from service.streams.configs import integrations_view
+from service.streams.state.live_views import integrations_view
 
 log = logging.getLogger(__name__)
 

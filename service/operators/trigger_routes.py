@@ -24,8 +24,8 @@ from service.planning.links import trigger_links
 from service.planning.order_view import own_deliveries
 from service.planning.trigger_selection import planned_deliveries, select_links
 from service.planning.view_keys import kind_of, view_key
-from service.streams.configs import integrations_view
-from service.streams.status import order_view_table
+from service.streams.stages.order_view import order_view_table
+from service.streams.state.live_views import integrations_view
 from service.validation import TRIGGER, Rejected, parse_event
 
 log = logging.getLogger(__name__)

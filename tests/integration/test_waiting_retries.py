@@ -1,4 +1,4 @@
-"""Retries that wait hold nothing (`streams/retry.py`, `streams/waiting_room.py`), against the real broker:
+"""Retries that wait hold nothing (`streams/stages/retry.py`, `streams/state/waiting_room.py`), against the real broker:
 one tenant's retries waiting for a long Retry-After never delay another tenant's due retry, and a
 waiting retry holds no commit of its partition."""
 

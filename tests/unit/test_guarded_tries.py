@@ -11,7 +11,7 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 from faust.exceptions import NotReady
 
-from service.streams import concurrency, rejects
+from service.streams.machinery import concurrency, rejects
 from tests.fakes import FakeEvent, FakeMessage, fake_events
 from tests.waiting import wait_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.streams.ordered_acks import InOrderAcks
+from service.streams.machinery.ordered_acks import InOrderAcks
 from tests.fakes import FakeEvent as Event
 from tests.fakes import FakeMessage as Message
 from tests.fakes import fake_events as events

@@ -1,5 +1,5 @@
 """Where the service's producer puts a key, when a record can skip its re-publish hop, and where the
-worker reads partition counts from (service/planning/placement.py, service/streams/partitions.py)."""
+worker reads partition counts from (service/planning/placement.py, service/streams/machinery/partitions.py)."""
 
 from __future__ import annotations
 

@@ -42,12 +42,12 @@ from service.planning.order_view import (
 )
 from service.planning.routing import route
 from service.planning.trigger_selection import planned_deliveries, select_links
-from service.streams import waiting_links
-from service.streams.barrier import barrier, fetched_in_this_generation, handle_held
-from service.streams.configs import all_integrations
-from service.streams.partitions import handled_here
-from service.streams.publish import publish
-from service.streams.write_behind import RowCache
+from service.streams.machinery.barrier import barrier, fetched_in_this_generation, handle_held
+from service.streams.machinery.partitions import handled_here
+from service.streams.machinery.publish import publish
+from service.streams.machinery.row_cache import RowCache
+from service.streams.state import waiting_links
+from service.streams.state.live_views import all_integrations
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ a rebalance is never acknowledged after it (its partition is read again from its
 and a revoked partition's changed rows are dropped. Rows are written only after the sends of their
 round are acknowledged, so a row never says more than the broker has: a restart that reads a record
 again finds the table as it was before that record's sends (the order index is sent only for a new
-order: `streams/ingest.py`).
+order: `streams/stages/ingest.py`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from service.app import app
-from service.streams.publish import encode_key, encode_value, is_infrastructure_error
-from service.streams.rejects import crashes_noticed, guarded, reject
-from service.streams.write_behind import RowCache
+from service.streams.machinery.publish import encode_key, encode_value, is_infrastructure_error
+from service.streams.machinery.rejects import crashes_noticed, guarded, reject
+from service.streams.machinery.row_cache import RowCache
 
 log = logging.getLogger(__name__)
 

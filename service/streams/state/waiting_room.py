@@ -9,7 +9,7 @@ they fall due: a sweep seeks to each integration's first row and reads only as m
 as the integration has room for. One tenant's flood of due retries therefore costs the sweep a few
 rows per second, never a scan past them, and never queues ahead of another tenant's due retry.
 
-These are the pure decisions; `streams/retry.py` is the agent and the sweep.
+These are the pure decisions; `streams/stages/retry.py` is the agent and the sweep.
 """
 
 from __future__ import annotations

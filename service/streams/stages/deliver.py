@@ -31,13 +31,13 @@ from service.planning.commands import delivery_key
 from service.planning.order_view import fold_command
 from service.planning.retry_policy import superseded
 from service.secrets import is_encrypted, is_secret_setting, scrub
-from service.streams.concurrency import handle_concurrently
-from service.streams.configs import find_integration
-from service.streams.ingest import order_rows
-from service.streams.outcomes import after_failure, after_success
-from service.streams.publish import publish
-from service.streams.runtime import runtime
-from service.streams.status import fold_here, fold_result_into_view
+from service.streams.machinery.concurrency import handle_concurrently
+from service.streams.machinery.publish import publish
+from service.streams.machinery.runtime import runtime
+from service.streams.stages.ingest import order_rows
+from service.streams.stages.order_view import fold_here, fold_result_into_view
+from service.streams.stages.outcomes import after_failure, after_success
+from service.streams.state.live_views import find_integration
 
 log = logging.getLogger(__name__)
 

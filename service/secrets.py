@@ -40,6 +40,9 @@ def is_encrypted(value: object) -> bool:
     return isinstance(value, str) and value.startswith(ENCRYPTED_PREFIX)
 
 
+OPENED_KEPT = 1024  # opened secrets kept in memory (by their sealed text)
+
+
 class SecretBox:
     def __init__(self, keys: str) -> None:
         parsed = [k.strip() for k in keys.split(",") if k.strip()]
@@ -49,6 +52,7 @@ class SecretBox:
             self._fernet = MultiFernet([Fernet(k.encode()) for k in parsed])
         except ValueError as exc:
             raise SecretKeyError("OUTBOUND_SECRET_KEYS holds a key that is not a Fernet key") from exc
+        self._opened: dict[str, str] = {}
 
     def encrypt_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -70,10 +74,18 @@ class SecretBox:
             return None
 
     def _decrypt(self, value: str) -> str:
+        # Every delivery opens its integration's secrets: kept opened (by their sealed text, which
+        # only these keys open), a delivery no longer pays a decryption per secret.
+        if (opened := self._opened.get(value)) is not None:
+            return opened
         try:
-            return self._fernet.decrypt(value.removeprefix(ENCRYPTED_PREFIX).encode()).decode()
+            opened = self._fernet.decrypt(value.removeprefix(ENCRYPTED_PREFIX).encode()).decode()
         except InvalidToken as exc:
             raise SecretKeyError("a secret setting cannot be decrypted with the configured keys") from exc
+        if len(self._opened) >= OPENED_KEPT:
+            self._opened.clear()
+        self._opened[value] = opened
+        return opened
 
 
 # URL signatures and keys inside connection strings, as a library's error text may quote them.

@@ -16,8 +16,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Callable, MutableMapping
 from typing import Any, Generic, TypeVar
 
 from faust.streams import _current_event
@@ -26,17 +25,23 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 
-@contextmanager
-def handling(event: Any) -> Iterator[None]:
+class handling:
     """Faust's table writes go to the partition of the event being handled: both the changelog record
     (`Collection.partition_for_key`) and the RocksDB store (`Store._set`) read it from this context
     variable, which a stream sets while it yields an event. A row written after its event was handled
-    is written as that event's (same key, same partition)."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
+    is written as that event's (same key, same partition). A class rather than a generator: it runs
+    once per row written."""
+
+    __slots__ = ("event", "token")
+
+    def __init__(self, event: Any) -> None:
+        self.event = event
+
+    def __enter__(self) -> None:
+        self.token = _current_event.set(weakref.ref(self.event))
+
+    def __exit__(self, *exc: object) -> None:
+        _current_event.reset(self.token)
 
 
 class RowCache(Generic[R]):
@@ -114,5 +119,13 @@ class RowCache(Generic[R]):
         extra = len(self._rows) - self.cached
         if extra <= 0:
             return
-        for key in [k for k in self._rows if k not in self._dirty][:extra]:
+        # From the least recently used end, stopping once enough are found: scanning every row at
+        # every change cost a busy worker about a twentieth of its time once `cached` was reached.
+        doomed = []
+        for key in self._rows:
+            if key not in self._dirty:
+                doomed.append(key)
+                if len(doomed) == extra:
+                    break
+        for key in doomed:
             del self._rows[key]

@@ -35,7 +35,7 @@ class LocalFile:
 class Job:
     command: DeliveryCommand
     integration: Integration
-    settings: dict[str, Any]  # decrypted: never log, never put in a result
+    options: dict[str, Any]  # the integration's decrypted options: never log, never put in a result
     files: list[LocalFile]  # the recipe's files, then the manifest
 
     @property

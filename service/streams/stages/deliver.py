@@ -30,6 +30,7 @@ from service.destinations.failures import classify_failure
 from service.planning.commands import delivery_key
 from service.planning.order_view import fold_command
 from service.planning.retry_policy import superseded
+from service.planning.view_keys import kind_of
 from service.secrets import is_encrypted, is_secret_setting, scrub
 from service.streams.machinery.concurrency import handle_concurrently
 from service.streams.machinery.publish import publish
@@ -68,7 +69,7 @@ def order_and_integration(event: Any) -> tuple[str, str] | None:
 async def deliver_one(event: Any) -> None:
     doc = orjson.loads(event.value)
     command = DeliveryCommand.model_validate(doc)
-    fold_here(delivery_key(command), lambda view: fold_command(view, doc), "order" if command.orderId else "recipe")
+    fold_here(delivery_key(command), lambda view: fold_command(view, doc), kind_of(command.orderId))
     if await dropped_if_superseded(command):
         return
     await attempt(command)
@@ -158,7 +159,7 @@ async def run_destination(command: DeliveryCommand, integration: Integration, pl
             # here, not once at start, so that a disk problem is an attempt's (retried) failure.
             folder = await spool.enter_async_context(spool_folder())
             files = await tools.fetcher.fetch_all(command, folder, destination.total_limit())
-        job = Job(command=command, integration=integration, settings=plain, files=files)
+        job = Job(command=command, integration=integration, options=plain, files=files)
         try:
             return await asyncio.wait_for(destination.deliver(job), settings.destination_timeout_seconds * 10)
         except DeliveryError:

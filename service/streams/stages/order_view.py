@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import faust
 import orjson
@@ -42,6 +42,7 @@ from service.planning.order_view import (
 )
 from service.planning.routing import route
 from service.planning.trigger_selection import planned_deliveries, select_links
+from service.planning.view_keys import Kind, kind_of, view_key
 from service.streams.machinery.barrier import barrier, fetched_in_this_generation, handle_held
 from service.streams.machinery.partitions import handled_here
 from service.streams.machinery.publish import publish
@@ -51,7 +52,6 @@ from service.streams.state.live_views import all_integrations
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["order", "recipe"]
 Fold = Callable[[dict[str, Any] | None], dict[str, Any]]
 
 order_activity_topic = topic("order-activity")
@@ -100,7 +100,7 @@ def fold_here(key: str, fold: Fold, kind: Kind | None) -> bool:
 
 async def fold_result_into_view(key: str, result: dict[str, Any]) -> None:
     """A delivery result into its order's (or raw-feed recipe's) row, here or at the row's owner."""
-    if not fold_here(key, lambda doc: fold_result(doc, result), "order" if result.get("orderId") else "recipe"):
+    if not fold_here(key, lambda doc: fold_result(doc, result), kind_of(result.get("orderId"))):
         await publish(order_activity_topic, [(key, {"activity": "result", "result": result})])
 
 
@@ -157,10 +157,10 @@ async def fold_activity(event: Any) -> None:
         fold, kind = (lambda d: fold_recipe_order(d, doc["order"])), None
     elif activity == "trigger":
         plan = doc["plan"]
-        fold, kind = (lambda d: fold_trigger(d, plan)), "order" if plan.get("orderId") else "recipe"
+        fold, kind = (lambda d: fold_trigger(d, plan)), kind_of(plan.get("orderId"))
     else:
         result = doc["result"]
-        fold, kind = (lambda d: fold_result(d, result)), "order" if result.get("orderId") else "recipe"
+        fold, kind = (lambda d: fold_result(d, result)), kind_of(result.get("orderId"))
     if not fold_here(key, fold, kind):
         log.warning("a view record is on the wrong partition; left out", extra={"partition": event.message.partition})
 
@@ -181,8 +181,8 @@ async def plan_trigger(trigger: Trigger, order: dict[str, Any] | None, links: li
 
     Runs in the trigger's partition, which is its target's partition of order-view (same key, same
     partition count, every producer hashing with murmur2)."""
-    kind: Kind = "order" if order is not None else "recipe"
-    key = order["orderId"] if order is not None else str(trigger.recipeId)
+    kind = kind_of(order["orderId"] if order is not None else None)
+    key = view_key(order["orderId"] if order is not None else None, trigger.recipeId)
     doc = view_rows.get(key)
     chosen = select_links(links, trigger.mode, doc, kind, key)
     plan = trigger_plan(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import tempfile
@@ -15,8 +16,10 @@ from tests.deployments import Deployment, Worker, load_local_kafka, new_deployme
 from tests.servers import Destinations, HttpServers, free_port, start_destinations, stop_destinations
 
 # Everything a run writes (brokers' and servers' homes, deployments' work directories with the
-# workers' logs) goes under one folder: removed when every test passed, kept and named when not.
-RUN_ROOT = Path(tempfile.mkdtemp(prefix="outbound-run-"))
+# workers' logs) goes under one folder: removed when every test passed, kept and named when not. The
+# test processes (pytest-xdist) inherit the folder from the process that starts them, so one name
+# covers the whole run.
+RUN_ROOT = Path(os.environ.setdefault("OUTBOUND_TEST_RUN_ROOT", tempfile.mkdtemp(prefix="outbound-run-")))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,7 +27,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if exitstatus == 0:
+    # Only the process that owns the run removes it: a test process finishing first would take the
+    # other's servers' homes away.
+    if exitstatus == 0 and not hasattr(session.config, "workerinput"):
         shutil.rmtree(RUN_ROOT, ignore_errors=True)
 
 

@@ -112,7 +112,7 @@ async def attempt(command: DeliveryCommand) -> None:
     async with runtime().slots.hold(integration.id):
         started = datetime.now(UTC)
         try:
-            plain = decrypted_settings(integration)
+            plain = decrypted_options(integration)
             sent = await run_destination(command, integration, plain)
         except Exception as exc:  # every failure of an attempt is a failed attempt, never bad input
             failure = classify_failure(exc)
@@ -139,7 +139,7 @@ async def attempt(command: DeliveryCommand) -> None:
     await after_success(command, integration, result)
 
 
-def decrypted_settings(integration: Integration) -> dict[str, Any]:
+def decrypted_options(integration: Integration) -> dict[str, Any]:
     needs_key = any(is_secret_setting(name) or is_encrypted(value) for name, value in integration.settings.items())
     box = runtime().box
     if not needs_key:

@@ -14,10 +14,10 @@ two topics) and keep every list bounded. What a manual trigger sends is chosen i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from service.planning.view_keys import Kind
+from service.planning.view_keys import Kind, kind_of
 
 MAX_DELIVERIES = 300
 MAX_TRIGGERS = 50
@@ -250,3 +250,22 @@ def tenant_lines(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _recent_order(entry: dict[str, Any]) -> tuple[str, str]:
     return (str(entry.get("occurredAt") or ""), entry["id"])
+
+
+def activity_fold(record: dict[str, Any]) -> tuple[Callable[[dict[str, Any] | None], dict[str, Any]], Kind | None]:
+    """What an `order-activity` record changes in its row, and the row's kind for its tenant's list
+    (None: not listed). Releases before the view was folded in place sent every order event
+    ("order"), each order of a recipe ("recipe-order") and every trigger plan this way: those records
+    are still folded, as today's expired links and sweep-started attempts ("result") are."""
+    activity = record.get("activity")
+    if activity == "order":
+        order = record["order"]
+        return (lambda doc: fold_order(doc, order)), "order"
+    if activity == "recipe-order":
+        ref = record["order"]
+        return (lambda doc: fold_recipe_order(doc, ref)), None
+    if activity == "trigger":
+        plan = record["plan"]
+        return (lambda doc: fold_trigger(doc, plan)), kind_of(plan.get("orderId"))
+    result = record["result"]
+    return (lambda doc: fold_result(doc, result)), kind_of(result.get("orderId"))

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from service.contracts import Integration, OrderLink
 from service.planning.commands import delivery_id
 from service.planning.order_view import (
+    activity_fold,
     delivery_state,
     fold_command,
     fold_order,
@@ -328,3 +329,27 @@ def test_a_tenant_row_keeps_1000_orders_but_fewer_raw_feed_recipes():
         recent = remember(recent, entry(i, kind="recipe"))
     assert len(recent["orders"]) == 1000 and recent["orders"][0]["id"] == "x1099"
     assert len(recent["recipes"]) == 250
+
+
+def test_every_shape_of_order_activity_is_folded_as_its_own_fold():
+    """Today's records (a sweep-started attempt's result) and the shapes older releases sent (every
+    order event, each order of a recipe, every trigger plan) are folded during an upgrade."""
+    done = result("d1", 1, "delivered")
+    plan = {"triggerId": "t1", "requestedAt": at(3), "orderId": "o1", "deliveries": []}
+    ref = {"orderId": "o1", "orderNumber": "1022", "tenant": "acme"}
+    raw_feed = {**plan, "orderId": None}
+    cases = [
+        ({"activity": "result", "result": done}, fold_result(None, done), "order"),
+        ({"result": done}, fold_result(None, done), "order"),
+        ({"activity": "order", "order": SUMMARY}, fold_order(None, SUMMARY), "order"),
+        ({"activity": "recipe-order", "order": ref}, fold_recipe_order(None, ref), None),
+        ({"activity": "trigger", "plan": plan}, fold_trigger(None, plan), "order"),
+        (
+            {"activity": "trigger", "plan": {**plan, "orderId": None}},
+            fold_trigger(None, {**plan, "orderId": None}),
+            "recipe",
+        ),
+    ]
+    for record, expected, kind in cases:
+        fold, listed_as = activity_fold(record)
+        assert (fold(None), listed_as) == (expected, kind), record

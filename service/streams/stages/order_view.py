@@ -32,8 +32,7 @@ from faust.types import StreamT
 from service.app import app, catalog, topic
 from service.contracts import OrderLink, Trigger
 from service.planning.order_view import (
-    fold_order,
-    fold_recipe_order,
+    activity_fold,
     fold_result,
     fold_trigger,
     remember,
@@ -146,22 +145,8 @@ async def keep_order_views(stream: StreamT[Any]) -> None:
 
 
 async def fold_activity(event: Any) -> None:
-    key = event.key.decode()
-    doc = orjson.loads(event.value)
-    activity = doc.get("activity")
-    fold: Fold
-    kind: Kind | None
-    if activity == "order":
-        fold, kind = (lambda d: fold_order(d, doc["order"])), "order"
-    elif activity == "recipe-order":
-        fold, kind = (lambda d: fold_recipe_order(d, doc["order"])), None
-    elif activity == "trigger":
-        plan = doc["plan"]
-        fold, kind = (lambda d: fold_trigger(d, plan)), kind_of(plan.get("orderId"))
-    else:
-        result = doc["result"]
-        fold, kind = (lambda d: fold_result(d, result)), kind_of(result.get("orderId"))
-    if not fold_here(key, fold, kind):
+    fold, kind = activity_fold(orjson.loads(event.value))
+    if not fold_here(event.key.decode(), fold, kind):
         log.warning("a view record is on the wrong partition; left out", extra={"partition": event.message.partition})
 
 

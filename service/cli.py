@@ -1,4 +1,4 @@
-"""`outbound`: run the worker, manage topics and integrations."""
+"""`outbound`: run the worker, manage topics, integrations and the operator API's tenant tokens."""
 
 from __future__ import annotations
 
@@ -25,7 +25,11 @@ integrations_cli = typer.Typer(
     no_args_is_help=True, help="Integration configurations (the compacted integrations topic)."
 )
 cli.add_typer(topics_cli, name="topics")
+tokens_cli = typer.Typer(
+    no_args_is_help=True, help="Tenant tokens of the operator API (their hashes, on the api-tokens topic)."
+)
 cli.add_typer(integrations_cli, name="integrations")
+cli.add_typer(tokens_cli, name="tokens")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -197,6 +201,62 @@ def integrations_delete(integration_id: str) -> None:
         raise fail(f"no integration {integration_id!r}")
     asyncio.run(publish_integration(settings, catalog_of(settings), integration_id, None))
     typer.echo(f"deleted {integration_id}")
+
+
+TokenScope = Literal["read", "operate"]
+
+
+def _tenant_name(tenant: str) -> str:
+    from service.operators.request_checks import TENANT
+
+    if not TENANT.match(tenant):
+        raise fail(f"{tenant!r} is not a tenant name (lower-case letters, digits and dashes)")
+    return tenant
+
+
+@tokens_cli.command("issue")
+def tokens_issue(
+    tenant: Annotated[str, typer.Option(help="the one tenant the token sees")],
+    scope: Annotated[TokenScope, typer.Option(help="read: look-ups only; operate: also trigger, replay, re-drive")] = (
+        "read"
+    ),
+    note: Annotated[str, typer.Option(help="who or what the token is for, shown by `tokens list`")] = "",
+) -> None:
+    """Issue a tenant token: printed once, here; only its SHA-256 is published."""
+    from service.operators.token_store import issue
+
+    settings = get_settings()
+    _tenant_name(tenant)
+    require_broker(settings)
+    token, record = asyncio.run(issue(settings, catalog_of(settings), tenant, scope, note))
+    typer.echo(f"issued {record.id} (tenant {tenant}, {scope}); the token, shown only now:", err=True)
+    typer.echo(token)
+
+
+@tokens_cli.command("list")
+def tokens_list(tenant: Annotated[str | None, typer.Option(help="only this tenant")] = None) -> None:
+    """One line per token not revoked: id, tenant, scope, issued at, note (never the token)."""
+    from service.operators.token_store import issued
+
+    settings = get_settings()
+    if tenant is not None:
+        _tenant_name(tenant)
+    require_broker(settings)
+    for record in asyncio.run(issued(settings, catalog_of(settings))):
+        if tenant is None or record.tenant == tenant:
+            typer.echo(f"{record.id}\t{record.tenant}\t{record.scope}\t{record.issuedAt}\t{record.note}")
+
+
+@tokens_cli.command("revoke")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token: every worker refuses it once it reads the tombstone (within seconds)."""
+    from service.operators.token_store import revoke
+
+    settings = get_settings()
+    require_broker(settings)
+    if not asyncio.run(revoke(settings, catalog_of(settings), token_id)):
+        raise fail(f"no token {token_id!r} is issued (see `outbound tokens list`)")
+    typer.echo(f"revoked {token_id}")
 
 
 @cli.command()

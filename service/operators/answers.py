@@ -8,8 +8,10 @@ from typing import Any
 from faust import web
 
 from service.app import pending_links_table, recipes_table
+from service.operators.auth import access
 from service.operators.owners import ask_owner, changelog, owner_of
 from service.operators.request_checks import Refused
+from service.planning.access import Access, visible_view
 from service.planning.links import order_number_key
 from service.planning.order_view import undelivered_lines
 from service.planning.view_answers import answer
@@ -23,7 +25,7 @@ async def waiting_for_recipe(request: web.Request, doc: dict[str, Any] | None, o
     for recipe_id in undelivered_lines(doc or {}, order_id):
         owner = owner_of(changelog(pending_links_table), recipe_id)
         if owner is None:
-            orders = orders_waiting_for(recipe_id)
+            orders = orders_waiting_for(recipe_id, access(request).tenant)
         else:
             found = await ask_owner(request, owner.with_path(f"/v1/internal/pending-links/{recipe_id}"))
             orders = set(found["orderIds"])
@@ -33,26 +35,27 @@ async def waiting_for_recipe(request: web.Request, doc: dict[str, Any] | None, o
 
 
 async def order_answer(request: web.Request, order_id: str) -> dict[str, Any]:
-    doc = order_view_table.get(order_id)
+    # Another tenant's order is, to a tenant token, one that does not exist: the same 404, word for word.
+    doc = visible_view(access(request), order_view_table.get(order_id), "order", order_id)
     body = answer(doc, "order", order_id, await waiting_for_recipe(request, doc, order_id))
     if body is None:
         raise Refused(404, f"no order with orderId {order_id!r} is known")
     return body
 
 
-def recipe_answer(recipe_id: str) -> dict[str, Any]:
-    body = answer(order_view_table.get(recipe_id), "recipe", recipe_id, set())
+def recipe_answer(who: Access, recipe_id: str) -> dict[str, Any]:
+    body = answer(visible_view(who, order_view_table.get(recipe_id), "recipe", recipe_id), "recipe", recipe_id, set())
     if body is None:
         stored = recipes_table.get(recipe_id)
-        if stored is None:
+        if stored is None or not who.sees(stored["tenant"]):
             raise Refused(404, f"no recipe with recipeId {recipe_id!r} is known")
         body = {"kind": "recipe", "recipeId": recipe_id, "tenant": stored["tenant"], "summary": "none"}
         body.update(integrations=[], orders=[], triggers=[])
     return body
 
 
-def resolve_order_number(tenant: str, order_number: str) -> str:
-    order_id = order_numbers_view.get(order_number_key(tenant, order_number))
+def resolve_order_number(who: Access, tenant: str, order_number: str) -> str:
+    order_id = order_numbers_view.get(order_number_key(tenant, order_number)) if who.sees(tenant) else None
     if order_id is None:
         raise Refused(404, f"tenant {tenant} has no order number {order_number!r}")
     return order_id

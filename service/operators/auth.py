@@ -1,49 +1,47 @@
-"""The operator API's bearer tokens and their two scopes.
+"""The operator API's bearer tokens, their two scopes and their tenants.
 
 Read (`OUTBOUND_API_READ_TOKEN`) may look things up; operate (`OUTBOUND_API_TOKEN`) may also
-trigger, replay and re-drive. With neither configured the API answers 503 rather than run open.
+trigger, replay and re-drive; both see every tenant. Tenant tokens (`outbound tokens issue`) have
+one of the two scopes and see one tenant (service.planning.access). With no token configured or
+issued the API answers 503 rather than run open.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
-from typing import Literal
 
 from faust import web
 
 from service.app import settings
 from service.operators.request_checks import Refused, refusal
+from service.planning.access import Access, Scope, access_of
+from service.streams.state.live_views import tokens_view
 
-Scope = Literal["read", "operate"]
 Handler = Callable[[], Awaitable[web.Response]]
 
 
-def scope_of(request: web.Request) -> Scope:
-    """The scope the request's bearer token grants; raises Refused (401) for no or a wrong token."""
+def access(request: web.Request) -> Access:
+    """What the request's bearer token grants; raises Refused (401) for no or a wrong token. Cheap
+    enough (hashes) to work out again wherever a route needs it."""
     operate = settings.api_token.get_secret_value()
     read = settings.api_read_token.get_secret_value()
-    if not operate and not read:
+    issued = tokens_view.values()
+    if not operate and not read and not issued:
         raise Refused(503, "the operator API is disabled: set OUTBOUND_API_TOKEN and/or OUTBOUND_API_READ_TOKEN")
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer ") or not header[7:].strip():
         raise Refused(401, "missing bearer token (Authorization: Bearer <token>)")
-    given = header[7:].strip().encode()
-    # Both comparisons always run, in constant time, so timing tells nothing about either token.
-    is_operate = hmac.compare_digest(given, operate.encode()) and bool(operate)
-    is_read = hmac.compare_digest(given, read.encode()) and bool(read)
-    if is_operate:
-        return "operate"
-    if is_read:
-        return "read"
-    raise Refused(401, "the bearer token is not valid")
+    granted = access_of(header[7:].strip(), operate, read, issued)
+    if granted is None:
+        raise Refused(401, "the bearer token is not valid")
+    return granted
 
 
-def require(request: web.Request, needed: Scope) -> Scope:
-    scope = scope_of(request)
-    if needed == "operate" and scope != "operate":
+def require(request: web.Request, needed: Scope) -> Access:
+    granted = access(request)
+    if needed == "operate" and granted.scope != "operate":
         raise Refused(403, "this token may only look things up; triggering needs the operate token")
-    return scope
+    return granted
 
 
 async def with_scope(view: web.View, request: web.Request, needed: Scope, handle: Handler) -> web.Response:

@@ -1,4 +1,5 @@
-"""Reading and writing the compacted integrations topic from outside the stream (the CLI and the API)."""
+"""Reading and writing the compacted integrations topic (and the tokens' one) from outside the stream
+(the CLI and the API)."""
 
 from __future__ import annotations
 
@@ -43,18 +44,27 @@ def sealed(config: Integration, box: SecretBox) -> bytes:
 
 
 async def publish_integration(settings: Settings, catalog: Catalog, key: str, value: bytes | None) -> None:
+    await publish_compacted(settings, catalog, "integrations", key, value)
+
+
+async def publish_compacted(settings: Settings, catalog: Catalog, topic: str, key: str, value: bytes | None) -> None:
+    """One record (None: a tombstone) on a compacted topic of the catalog, acknowledged by all replicas."""
     producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        await producer.send_and_wait(catalog["integrations"].name, key=key.encode(), value=value)
+        await producer.send_and_wait(catalog[topic].name, key=key.encode(), value=value)
     finally:
         await producer.stop()
 
 
 async def read_integrations(settings: Settings, catalog: Catalog) -> dict[str, dict[str, Any]]:
-    """The topic's current state: every key's latest JSON value, tombstones applied."""
+    return await read_compacted(settings, catalog, "integrations")
+
+
+async def read_compacted(settings: Settings, catalog: Catalog, topic: str) -> dict[str, dict[str, Any]]:
+    """A compacted topic's current state: every key's latest JSON value, tombstones applied."""
     state: dict[str, dict[str, Any]] = {}
-    for record in await read_topic(client_options(settings), catalog["integrations"].name):
+    for record in await read_topic(client_options(settings), catalog[topic].name):
         key = record.key.decode("utf-8", "replace") if record.key else ""
         if record.value is None:
             state.pop(key, None)

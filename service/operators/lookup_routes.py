@@ -13,10 +13,12 @@ from faust import web
 
 from service.app import app, pending_links_table
 from service.operators.answers import listed, order_answer, recipe_answer, resolve_order_number
-from service.operators.auth import scope_of, with_scope
+from service.operators.auth import access, with_scope
 from service.operators.owners import on_owner
 from service.operators.request_checks import Refused, bool_param, checked_tenant, int_param, refusal
+from service.planning.access import visible_tenant, visible_view
 from service.planning.view_answers import failures_since, legacy_status, recent_page, trigger_answer
+from service.planning.view_keys import kind_in_path
 from service.secrets import redact_settings
 from service.streams.machinery.runtime import runtime
 from service.streams.stages.order_view import order_view_table, orders_waiting_for, tenant_table
@@ -27,26 +29,28 @@ MAX_PAGE_SIZE = 200
 
 @app.page("/v1/whoami")
 class WhoAmI(web.View):
-    """The scope of the caller's token (the page signs in with it)."""
+    """The scope of the caller's token, and its tenant for a tenant token (the page signs in with it)."""
 
     async def get(self, request: web.Request) -> web.Response:
         try:
-            return self.json({"scope": scope_of(request)})
+            return self.json(access(request).as_dict())
         except Refused as exc:
             return refusal(self, exc.status, exc.error)
 
 
 @app.page("/v1/integrations")
 class Integrations(web.View):
-    """The integrations this worker routes to, secrets redacted; `?tenant=` for one tenant's."""
+    """The integrations this worker routes to, secrets redacted; `?tenant=` for one tenant's (a tenant
+    token: its own only, another tenant's list is empty as an unknown tenant's)."""
 
     async def get(self, request: web.Request) -> web.Response:
         async def handle() -> web.Response:
-            tenant = request.query.get("tenant")
+            who = access(request)
+            tenant = visible_tenant(who, request.query.get("tenant"))
             items: list[dict[str, Any]] = [
                 {**config.model_dump(mode="json"), "settings": redact_settings(config.settings, runtime().box)}
                 for config in integrations_view.values()
-                if tenant is None or config.tenant == tenant
+                if (tenant is None or config.tenant == tenant) and who.sees(config.tenant)
             ]
             return self.json({"integrations": sorted(items, key=lambda d: d["id"])})
 
@@ -68,7 +72,7 @@ class Order(web.View):
 class OrderByNumber(web.View):
     async def get(self, request: web.Request, tenant: str, order_number: str) -> web.Response:
         async def handle() -> web.Response:
-            order_id = resolve_order_number(checked_tenant(tenant), order_number)
+            order_id = resolve_order_number(access(request), checked_tenant(tenant), order_number)
 
             async def local() -> web.Response:
                 return self.json(await order_answer(request, order_id))
@@ -84,7 +88,7 @@ class Recipe(web.View):
 
     async def get(self, request: web.Request, recipe_id: str) -> web.Response:
         async def local() -> web.Response:
-            return self.json(recipe_answer(recipe_id))
+            return self.json(recipe_answer(access(request), recipe_id))
 
         return await with_scope(
             self, request, "read", lambda: on_owner(self, request, order_view_table, recipe_id, local)
@@ -97,7 +101,8 @@ class TriggerStatus(web.View):
 
     async def get(self, request: web.Request, kind: str, ident: str, trigger_id: str) -> web.Response:
         async def local() -> web.Response:
-            found = trigger_answer(order_view_table.get(ident), trigger_id)
+            doc = visible_view(access(request), order_view_table.get(ident), kind_in_path(kind), ident)
+            found = trigger_answer(doc, trigger_id)
             return self.json(found or {"triggerId": trigger_id, "planned": False, "deliveries": []})
 
         async def handle() -> web.Response:
@@ -115,7 +120,7 @@ class RecentOrders(web.View):
     async def get(self, request: web.Request, tenant: str) -> web.Response:
         async def local() -> web.Response:
             got = recent_page(
-                tenant_table.get(tenant),
+                tenant_table.get(tenant) if access(request).sees(tenant) else None,
                 failed_only=bool_param(request, "failed"),
                 page=int_param(request, "page", 1, 1, 10_000),
                 size=int_param(request, "pageSize", 50, 1, MAX_PAGE_SIZE),
@@ -140,7 +145,7 @@ class RecentFailures(web.View):
         async def local() -> web.Response:
             days = int_param(request, "days", 3, 1, 90)
             since = datetime.now(UTC) - timedelta(days=days)
-            items = failures_since(tenant_table.get(tenant), since)
+            items = failures_since(tenant_table.get(tenant) if access(request).sees(tenant) else None, since)
             return self.json({"tenant": tenant, "days": days, "items": [listed(e) for e in items]})
 
         async def handle() -> web.Response:
@@ -157,7 +162,10 @@ class DeliveryStatus(web.View):
 
     async def get(self, request: web.Request, kind: str, ident: str) -> web.Response:
         async def local() -> web.Response:
-            entries = legacy_status(order_view_table.get(ident), "order" if kind == "orders" else "recipe", ident)
+            what = kind_in_path(kind)
+            entries = legacy_status(
+                visible_view(access(request), order_view_table.get(ident), what, ident), what, ident
+            )
             if not entries:
                 raise Refused(404, f"no deliveries recorded for {kind[:-1]} {ident}")
             return self.json({kind[:-1]: ident, "deliveries": entries})
@@ -176,7 +184,8 @@ class PendingLinks(web.View):
 
     async def get(self, request: web.Request, recipe_id: str) -> web.Response:
         async def local() -> web.Response:
-            return self.json({"recipeId": recipe_id, "orderIds": sorted(orders_waiting_for(recipe_id))})
+            orders = orders_waiting_for(recipe_id, access(request).tenant)
+            return self.json({"recipeId": recipe_id, "orderIds": sorted(orders)})
 
         return await with_scope(
             self, request, "read", lambda: on_owner(self, request, pending_links_table, recipe_id, local)

@@ -22,7 +22,7 @@ from service import metrics
 from service.app import app, settings
 from service.health import ViewState, liveness_problems, loop_blocked, noticed, readiness_problems
 from service.kafka_admin import client_options
-from service.streams.state.live_views import integrations_view, order_numbers_view
+from service.streams.state.live_views import integrations_view, order_numbers_view, tokens_view
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ _last_tick = time.monotonic()
 
 
 def view_states() -> list[ViewState]:
-    return [ViewState(v.name, v.caught_up, v.failure) for v in (integrations_view, order_numbers_view)]
+    return [ViewState(v.name, v.caught_up, v.failure) for v in (integrations_view, order_numbers_view, tokens_view)]
 
 
 def stalled_for() -> float:

@@ -14,9 +14,10 @@ from faust import web
 
 from service import metrics
 from service.app import app, catalog, settings
-from service.operators.auth import with_scope
+from service.operators.auth import access, with_scope
 from service.operators.replay import redrive, replay
 from service.operators.request_checks import Refused, json_object
+from service.planning.access import Access, visible_tenant
 from service.planning.replay import BadRequest, RedriveFilter, ReplayFilter, Window, parse_when
 from service.streams.state.live_views import integrations_view
 
@@ -62,7 +63,16 @@ def when(body: dict[str, Any], name: str) -> datetime | None:
     return parse_when(body[name], datetime.now(UTC)) if body.get(name) is not None else None
 
 
-def replay_request(body: dict[str, Any]) -> tuple[Window, ReplayFilter]:
+def held_to_tenant(who: Access, body: dict[str, Any]) -> dict[str, Any]:
+    """The body with a tenant token's tenant as its filter: its runs touch nothing of another tenant.
+    Naming another tenant is refused whether or not that tenant exists, so nothing leaks."""
+    asked = body.get("tenant")
+    if asked is not None and not who.sees(asked):
+        raise Refused(403, f"this token is for tenant {who.tenant} only")
+    return {**body, "tenant": visible_tenant(who, asked)}
+
+
+def replay_request(body: dict[str, Any], who: Access) -> tuple[Window, ReplayFilter]:
     if body.get("topic") is None:
         raise Refused(400, "topic: required (recipes or orders)")
     try:
@@ -79,7 +89,8 @@ def replay_request(body: dict[str, Any]) -> tuple[Window, ReplayFilter]:
     except BadRequest as exc:
         raise Refused(400, str(exc)) from exc
     integration = body.get("toIntegration")
-    if integration is not None and integrations_view.get(integration) is None:
+    found = integrations_view.get(integration) if integration is not None else None
+    if integration is not None and (found is None or not who.sees(found.tenant)):
         raise Refused(404, f"no integration {integration!r}")
     return window, chosen
 
@@ -107,8 +118,9 @@ class Replays(web.View):
 
     async def post(self, request: web.Request) -> web.Response:
         async def handle() -> web.Response:
-            body = json_body(await request.read(), REPLAY_FIELDS)
-            window, chosen = replay_request(body)
+            who = access(request)
+            body = held_to_tenant(who, json_body(await request.read(), REPLAY_FIELDS))
+            window, chosen = replay_request(body, who)
             try:
                 tally = await replay(
                     settings,
@@ -133,7 +145,7 @@ class Redrives(web.View):
 
     async def post(self, request: web.Request) -> web.Response:
         async def handle() -> web.Response:
-            body = json_body(await request.read(), REDRIVE_FIELDS)
+            body = held_to_tenant(access(request), json_body(await request.read(), REDRIVE_FIELDS))
             tally = await redrive(settings, catalog, redrive_request(body), dry_run=bool(body.get("dryRun")))
             metrics.replayed.labels("redrive").inc(tally.published)
             log.info("redrive run", extra={"redrive": tally.id, **tally.as_dict()})

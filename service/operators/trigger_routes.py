@@ -16,10 +16,11 @@ from faust import web
 from service.app import app, recipes_table, settings, triggers_topic
 from service.contracts import OPERATOR_TRIGGER_MODE, TRIGGER_MODES, Trigger
 from service.operators.answers import resolve_order_number
-from service.operators.auth import with_scope
+from service.operators.auth import access, with_scope
 from service.operators.owners import on_owner
 from service.operators.request_checks import Refused, json_object
 from service.operators.triggers import trigger_document
+from service.planning.access import Access
 from service.planning.links import trigger_links
 from service.planning.order_view import own_deliveries
 from service.planning.trigger_selection import planned_deliveries, select_links
@@ -60,16 +61,19 @@ def trigger_request(raw: bytes) -> Trigger:
     return checked
 
 
-async def run_trigger(trigger: Trigger) -> tuple[int, dict[str, Any]]:
-    """On the owner of the trigger's target: what it sends where; published unless a dry run."""
+async def run_trigger(who: Access, trigger: Trigger) -> tuple[int, dict[str, Any]]:
+    """On the owner of the trigger's target: what it sends where; published unless a dry run.
+
+    To a tenant token, a trigger for another tenant is refused as one whose target does not exist."""
     kind = kind_of(trigger.orderId)
     key = view_key(trigger.orderId, trigger.recipeId)
-    doc = order_view_table.get(key)
+    seen = who.sees(trigger.tenant)
+    doc = order_view_table.get(key) if seen else None
     order = (doc or {}).get("order") if kind == "order" else None
     if kind == "order" and (order is None or order["tenant"] != trigger.tenant):
         raise Refused(404, f"tenant {trigger.tenant} has no order with orderId {key!r}")
     if kind == "recipe":
-        stored = recipes_table.get(key)
+        stored = recipes_table.get(key) if seen else None
         tenants = {e.get("tenant") for e in own_deliveries(doc or {}, "recipe", key)} | (
             {stored["tenant"]} if stored else set()
         )
@@ -101,18 +105,19 @@ class Triggers(web.View):
 
     async def post(self, request: web.Request) -> web.Response:
         async def handle() -> web.Response:
+            who = access(request)
             trigger = trigger_request(await request.read())
             if trigger.orderNumber is not None:
-                order_id = resolve_order_number(trigger.tenant, trigger.orderNumber)
+                order_id = resolve_order_number(who, trigger.tenant, trigger.orderNumber)
                 trigger = trigger.model_copy(update={"orderId": order_id, "orderNumber": None})
             if trigger.integrationId is not None:
                 found = integrations_view.get(trigger.integrationId)
-                if found is None or found.tenant != trigger.tenant:
+                if found is None or found.tenant != trigger.tenant or not who.sees(found.tenant):
                     raise Refused(404, f"tenant {trigger.tenant} has no integration {trigger.integrationId!r}")
             key = view_key(trigger.orderId, trigger.recipeId)
 
             async def local() -> web.Response:
-                status, body = await run_trigger(trigger)
+                status, body = await run_trigger(who, trigger)
                 headers = {"Location": body["poll"]} if status == 202 else None
                 return self.json(body, status=status, headers=headers)
 

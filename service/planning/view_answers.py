@@ -60,6 +60,16 @@ def delivery_view(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def view_tenant(doc: dict[str, Any] | None, kind: Kind, key: str) -> str | None:
+    """The tenant an order's (or raw-feed recipe's) view belongs to; None when it knows of none."""
+    doc = doc or {}
+    if kind == "order":
+        return (doc.get("order") or {}).get("tenant")
+    return next((e.get("tenant") for e in own_deliveries(doc, kind, key)), None) or next(
+        (o.get("tenant") for o in doc.get("orders") or []), None
+    )
+
+
 def answer(doc: dict[str, Any] | None, kind: Kind, key: str, waiting_for_recipe: set[str]) -> dict[str, Any] | None:
     """The API's answer for an order (or raw-feed recipe): its lines and each integration's deliveries,
     newest first. `waiting_for_recipe`: recipes of the order's lines whose link waits in the join.
@@ -113,8 +123,7 @@ def answer(doc: dict[str, Any] | None, kind: Kind, key: str, waiting_for_recipe:
     else:
         body.update(
             recipeId=key,
-            tenant=next((e.get("tenant") for e in own), None)
-            or next((o.get("tenant") for o in doc.get("orders") or []), None),
+            tenant=view_tenant(doc, kind, key),
             orders=[{"orderId": o["orderId"], "orderNumber": o["orderNumber"]} for o in doc.get("orders") or []],
             triggers=[t for t in body["triggers"] if t.get("recipeId") == key and not t.get("orderId")],
         )

@@ -19,3 +19,8 @@ def view_key(order_id: str | None, recipe_id: str | None) -> str:
 
 def kind_of(order_id: str | None) -> Kind:
     return "order" if order_id else "recipe"
+
+
+def kind_in_path(kind: str) -> Kind:
+    """The kind an API path's `orders` or `recipes` names."""
+    return "order" if kind == "orders" else "recipe"

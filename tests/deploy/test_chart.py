@@ -28,6 +28,7 @@ from tests.deploy.conftest import (
     one,
     run_helm,
 )
+from tests.unit.test_catalog import FIXED
 
 pytestmark = pytest.mark.deploy
 
@@ -310,13 +311,7 @@ def test_kafka_partitions_sets_the_family_the_jobs_and_workers_count_and_the_rep
     family = {s.name for s in wanted if s.follows_setting}
     assert {rendered[name] for name in family} == {12}
     assert {"recipes", "order-links", "orders", "deliveries", "recipe-outbound-orders-changelog"} <= family
-    assert {name: n for name, n in rendered.items() if name not in family} == {
-        "integrations": 1,
-        "order-index": 1,
-        "deliveries-failed": 3,
-        "notifications": 3,
-        "invalid-events": 3,
-    }
+    assert {name: n for name, n in rendered.items() if name not in family} == FIXED
     assert one(manifests, "StatefulSet")["spec"]["replicas"] == 12
     assert worker_env(manifests)["OUTBOUND_PARTITIONS"] == "12"
     job = one(render(sets={"kafka.partitions": 12}), "Job")["spec"]["template"]["spec"]["containers"][0]

@@ -115,3 +115,57 @@ async def test_sign_in_find_an_order_and_trigger_its_failed_integration(
         "4-triggered.png",
         "5-recent.png",
     ]
+
+
+async def test_a_tenant_token_signs_in_to_its_tenant_fixed(deployment, worker, destinations, browser, tmp_path):
+    tenant, other = unique("pagetenant"), unique("pageother")
+    orders = {}
+    for name in (tenant, other):
+        await configure(deployment, [worker], local_integration(name, ["order.created"]))
+        recipe, _ = recipe_with_assets(destinations, name)
+        orders[name] = order_event(name, [recipe["recipeId"]])
+        await deployment.produce_json("recipes", [recipe], "recipeId")
+        await deployment.produce_json("orders", [orders[name]], "orderId")
+    for name in (tenant, other):
+        await deployment.wait_json("delivery-results", lambda d, name=name: d["tenant"] == name, 1, 90)
+    issued = deployment.cli("tokens", "issue", "--tenant", tenant, "--scope", "read", "--note", "page test")
+    token = issued.stdout.strip()
+
+    async def known() -> bool:
+        async with worker.api() as api:
+            r = await api.get("/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+        return r.status_code == 200
+
+    await wait_for(known, 30, "the worker to know the tenant token")
+
+    context = await browser.new_context(viewport={"width": 1366, "height": 900})
+    page = await context.new_page()
+    try:
+        await page.goto(f"http://127.0.0.1:{worker.port}/ops/")
+        await page.get_by_label("API token").fill(token)
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.get_by_text(f"Signed in: read token (look-ups only) for tenant {tenant}")).to_be_visible()
+        await expect(page.get_by_label("Tenant")).to_have_value(tenant)
+        await expect(page.get_by_label("Tenant")).not_to_be_editable()
+        await expect(page.locator("#trigger")).to_be_hidden()
+        await page.get_by_label("Look up by").select_option("number")
+        await page.get_by_label("Value").fill(orders[tenant]["orderNumber"])
+        await page.get_by_label("Value").press("Enter")
+        detail = page.locator("#detail")
+        await expect(detail.get_by_role("heading", name=f"Order {orders[tenant]['orderNumber']}")).to_be_visible()
+        await shot(page, tmp_path, "1-own-order")
+
+        # The other tenant's order is not found, in the very words of an id nothing has.
+        await page.get_by_label("Look up by").select_option("order")
+        other_id = orders[other]["orderId"]
+        await page.get_by_label("Value").fill(other_id)
+        await page.get_by_label("Value").press("Enter")
+        await expect(page.get_by_role("alert")).to_have_text(f"Not found: no order with orderId '{other_id}' is known")
+        await shot(page, tmp_path, "2-other-tenant")
+
+        await page.get_by_role("button", name="Show recent orders").click()
+        await expect(page.locator("#recent")).to_contain_text(orders[tenant]["orderNumber"])
+        await expect(page.locator("#recent")).not_to_contain_text(orders[other]["orderNumber"])
+        await shot(page, tmp_path, "3-recent")
+    finally:
+        await context.close()

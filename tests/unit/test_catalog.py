@@ -7,7 +7,14 @@ from service.settings import Settings
 
 # The catalog's own counts besides the family's: the 1-partition compacted views every worker reads
 # whole, and the 3-partition topics. These never follow OUTBOUND_PARTITIONS.
-FIXED = {"integrations": 1, "order-index": 1, "deliveries-failed": 3, "notifications": 3, "invalid-events": 3}
+FIXED = {
+    "integrations": 1,
+    "order-index": 1,
+    "api-tokens": 1,
+    "deliveries-failed": 3,
+    "notifications": 3,
+    "invalid-events": 3,
+}
 
 
 def catalog():

@@ -74,14 +74,19 @@ async function signIn(token) {
   try {
     const { body } = await api("/v1/whoami", { signingIn: true });
     sessionStorage.setItem("outbound-token", state.token);
-    $("who").textContent = "Signed in: " + body.scope + " token" + (body.scope === "read" ? " (look-ups only)" : "");
+    $("who").textContent =
+      "Signed in: " + body.scope + " token" + (body.scope === "read" ? " (look-ups only)" : "") +
+      (body.tenant ? " for tenant " + body.tenant : "");
     $("who").hidden = false;
+    // A tenant token sees one tenant: the field shows it and cannot be changed.
+    $("tenant").value = body.tenant || "";
+    $("tenant").readOnly = Boolean(body.tenant);
     $("sign-out").hidden = false;
     $("sign-in").hidden = true;
     $("main").hidden = false;
     $("trigger").hidden = body.scope !== "operate";
     say("");
-    $("tenant").focus();
+    (body.tenant ? $("search-value") : $("tenant")).focus();
   } catch (e) {
     state.token = "";
     sessionStorage.removeItem("outbound-token");
@@ -93,6 +98,8 @@ async function signIn(token) {
 function signOut(text) {
   state.token = "";
   sessionStorage.removeItem("outbound-token");
+  $("tenant").readOnly = false;
+  $("tenant").value = "";
   $("main").hidden = true;
   $("sign-in").hidden = false;
   $("who").hidden = true;

@@ -197,8 +197,13 @@ def trigger_plan(trigger: Trigger, kind: Kind, key: str, deliveries: list[dict[s
     }
 
 
-def orders_waiting_for(recipe_id: str) -> set[str]:
-    """The orders whose link to `recipe_id` waits in the join for the recipe to arrive.
+def orders_waiting_for(recipe_id: str, tenant: str | None = None) -> set[str]:
+    """The orders (of `tenant`, None: of every tenant) whose link to `recipe_id` waits in the join for
+    the recipe to arrive.
 
     Reads this worker's copy: call it on the owner of the recipe's partition."""
-    return {str(link.get("orderId")) for link in waiting_links.entries(recipe_id) if link.get("orderId")}
+    return {
+        str(link.get("orderId"))
+        for link in waiting_links.entries(recipe_id)
+        if link.get("orderId") and (tenant is None or link.get("tenant") == tenant)
+    }

@@ -1,4 +1,5 @@
-"""The live views every worker keeps: integration configurations and the order-number index."""
+"""The live views every worker keeps: integration configurations, the order-number index and the
+operator API's tenant tokens (their hashes)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import orjson
 
 from service.app import app, catalog, settings
 from service.contracts import Integration
+from service.planning.access import IssuedToken, parse_issued
 from service.streams.state.topic_views import TopicView
 from service.validation import Rejected, parse_stored_integration
 
@@ -33,8 +35,17 @@ def _order_id(key: bytes, value: bytes) -> str | None:
         return None
 
 
+def _issued_token(key: bytes, value: bytes) -> IssuedToken | None:
+    """A malformed record grants nothing: it is left out, as a revoked one is."""
+    try:
+        return parse_issued(orjson.loads(value))
+    except orjson.JSONDecodeError:
+        return None
+
+
 integrations_view: TopicView[Integration] = TopicView(catalog["integrations"].name, _integration, "integrations")
 order_numbers_view: TopicView[str] = TopicView(catalog["order-index"].name, _order_id, "order index")
+tokens_view: TopicView[IssuedToken] = TopicView(catalog["api-tokens"].name, _issued_token, "api tokens")
 
 
 @app.start_task
@@ -45,6 +56,11 @@ async def follow_integrations() -> None:
 @app.start_task
 async def follow_order_index() -> None:
     await order_numbers_view.run(settings)
+
+
+@app.start_task
+async def follow_tokens() -> None:
+    await tokens_view.run(settings)
 
 
 async def all_integrations() -> list[Integration]:

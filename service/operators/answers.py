@@ -15,7 +15,7 @@ from service.planning.access import Access, visible_view
 from service.planning.links import order_number_key
 from service.planning.order_view import undelivered_lines
 from service.planning.view_answers import answer
-from service.streams.stages.order_view import order_view_table, orders_waiting_for
+from service.streams.stages.order_view import orders_waiting_for, view_rows
 from service.streams.state.live_views import order_numbers_view
 
 
@@ -36,7 +36,7 @@ async def waiting_for_recipe(request: web.Request, doc: dict[str, Any] | None, o
 
 async def order_answer(request: web.Request, order_id: str) -> dict[str, Any]:
     # Another tenant's order is, to a tenant token, one that does not exist: the same 404, word for word.
-    doc = visible_view(access(request), order_view_table.get(order_id), "order", order_id)
+    doc = visible_view(access(request), view_rows.get(order_id), "order", order_id)
     body = answer(doc, "order", order_id, await waiting_for_recipe(request, doc, order_id))
     if body is None:
         raise Refused(404, f"no order with orderId {order_id!r} is known")
@@ -44,7 +44,7 @@ async def order_answer(request: web.Request, order_id: str) -> dict[str, Any]:
 
 
 def recipe_answer(who: Access, recipe_id: str) -> dict[str, Any]:
-    body = answer(visible_view(who, order_view_table.get(recipe_id), "recipe", recipe_id), "recipe", recipe_id, set())
+    body = answer(visible_view(who, view_rows.get(recipe_id), "recipe", recipe_id), "recipe", recipe_id, set())
     if body is None:
         stored = recipes_table.get(recipe_id)
         if stored is None or not who.sees(stored["tenant"]):

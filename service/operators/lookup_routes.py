@@ -21,7 +21,7 @@ from service.planning.view_answers import failures_since, legacy_status, recent_
 from service.planning.view_keys import kind_in_path
 from service.secrets import redact_settings
 from service.streams.machinery.runtime import runtime
-from service.streams.stages.order_view import order_view_table, orders_waiting_for, tenant_table
+from service.streams.stages.order_view import order_view_table, orders_waiting_for, tenant_rows, tenant_table, view_rows
 from service.streams.state.live_views import integrations_view
 
 MAX_PAGE_SIZE = 200
@@ -101,7 +101,7 @@ class TriggerStatus(web.View):
 
     async def get(self, request: web.Request, kind: str, ident: str, trigger_id: str) -> web.Response:
         async def local() -> web.Response:
-            doc = visible_view(access(request), order_view_table.get(ident), kind_in_path(kind), ident)
+            doc = visible_view(access(request), view_rows.get(ident), kind_in_path(kind), ident)
             found = trigger_answer(doc, trigger_id)
             return self.json(found or {"triggerId": trigger_id, "planned": False, "deliveries": []})
 
@@ -120,7 +120,7 @@ class RecentOrders(web.View):
     async def get(self, request: web.Request, tenant: str) -> web.Response:
         async def local() -> web.Response:
             got = recent_page(
-                tenant_table.get(tenant) if access(request).sees(tenant) else None,
+                tenant_rows.get(tenant) if access(request).sees(tenant) else None,
                 failed_only=bool_param(request, "failed"),
                 page=int_param(request, "page", 1, 1, 10_000),
                 size=int_param(request, "pageSize", 50, 1, MAX_PAGE_SIZE),
@@ -145,7 +145,7 @@ class RecentFailures(web.View):
         async def local() -> web.Response:
             days = int_param(request, "days", 3, 1, 90)
             since = datetime.now(UTC) - timedelta(days=days)
-            items = failures_since(tenant_table.get(tenant) if access(request).sees(tenant) else None, since)
+            items = failures_since(tenant_rows.get(tenant) if access(request).sees(tenant) else None, since)
             return self.json({"tenant": tenant, "days": days, "items": [listed(e) for e in items]})
 
         async def handle() -> web.Response:
@@ -163,9 +163,7 @@ class DeliveryStatus(web.View):
     async def get(self, request: web.Request, kind: str, ident: str) -> web.Response:
         async def local() -> web.Response:
             what = kind_in_path(kind)
-            entries = legacy_status(
-                visible_view(access(request), order_view_table.get(ident), what, ident), what, ident
-            )
+            entries = legacy_status(visible_view(access(request), view_rows.get(ident), what, ident), what, ident)
             if not entries:
                 raise Refused(404, f"no deliveries recorded for {kind[:-1]} {ident}")
             return self.json({kind[:-1]: ident, "deliveries": entries})

@@ -25,7 +25,7 @@ from service.planning.links import trigger_links
 from service.planning.order_view import own_deliveries
 from service.planning.trigger_selection import planned_deliveries, select_links
 from service.planning.view_keys import kind_of, view_key
-from service.streams.stages.order_view import order_view_table
+from service.streams.stages.order_view import order_view_table, view_rows
 from service.streams.state.live_views import integrations_view
 from service.validation import TRIGGER, Rejected, parse_event
 
@@ -68,7 +68,7 @@ async def run_trigger(who: Access, trigger: Trigger) -> tuple[int, dict[str, Any
     kind = kind_of(trigger.orderId)
     key = view_key(trigger.orderId, trigger.recipeId)
     seen = who.sees(trigger.tenant)
-    doc = order_view_table.get(key) if seen else None
+    doc = view_rows.get(key) if seen else None
     order = (doc or {}).get("order") if kind == "order" else None
     if kind == "order" and (order is None or order["tenant"] != trigger.tenant):
         raise Refused(404, f"tenant {trigger.tenant} has no order with orderId {key!r}")

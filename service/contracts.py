@@ -16,6 +16,7 @@ OrderEventType = Literal["order.created", "order.updated", "order.cancelled"]
 EventType = Literal["recipe.created", "order.created", "order.updated", "order.cancelled"]
 IntegrationType = Literal["email", "sftp", "s3", "azure", "zapier", "local"]
 FileKind = Literal["recipe", "ticket", "production", "preview", "attachment"]
+PreflightMode = Literal["strict", "basic", "off"]
 ORDER_EVENT_TYPES: tuple[str, ...] = ("order.created", "order.updated", "order.cancelled")
 
 
@@ -70,6 +71,9 @@ class Integration(InputModel):
     successNotificationList: str = ""
     failureNotificationList: str = ""
     settings: dict[str, Any] = Field(repr=False)
+    # Which pre-flight checks a delivery's files pass before anything is handed over
+    # (service/planning/preflight.py): every check, empty files and error pages only, or none.
+    preflight: PreflightMode = "strict"
 
 
 class Trigger(InputModel):
@@ -118,6 +122,8 @@ class DeliveryFile(ServiceMessage):
     name: str
     mimeType: str
     url: str
+    # The recipe's declared type (pre-flight checks go by it); absent on older commands: the name's extension.
+    type: str | None = None
 
 
 class AttemptError(ServiceMessage):
@@ -160,6 +166,14 @@ class DeliveryCommand(ServiceMessage):
 Outcome = Literal["delivered", "failed", "superseded", "skipped"]
 
 
+class DeliveredFile(ServiceMessage):
+    """One file a delivered attempt handed over (the manifest too), as it arrived and was checked."""
+
+    name: str
+    bytes: int
+    sha256: str
+
+
 class DeliveryResult(ServiceMessage):
     """What happened to one attempt of one delivery (topic delivery-results)."""
 
@@ -180,3 +194,5 @@ class DeliveryResult(ServiceMessage):
     final: bool = True
     replay: str | None = None
     redrive: str | None = None
+    # Set when delivered: each file with its size and SHA-256, so a destination can be checked against it.
+    files: list[DeliveredFile] = []

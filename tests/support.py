@@ -25,6 +25,7 @@ from aiokafka.partitioner import murmur2
 from aiokafka.structs import ConsumerRecord
 
 from service.kafka_admin import end_offsets, read_topic
+from tests.files import good_file
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "schemas" / "examples"
@@ -297,11 +298,12 @@ def order_event(tenant: str, recipe_ids: list[str], event_type: str = "order.cre
 
 
 def recipe_with_assets(destinations, tenant, **fields):
-    """A recipe whose five files live on the test asset host, and the bytes each should arrive with."""
+    """A recipe whose five files live on the test asset host, and the bytes each should arrive with:
+    good files of their types (they pass the pre-flight checks), different on every call."""
     recipe = recipe_event(tenant, **fields)
     contents = {}
     for file in recipe["files"]:
-        data = os.urandom(2048) + file["name"].encode()
+        data = good_file(file["type"], os.urandom(32) + file["name"].encode())
         asset = f"{uuid.uuid4().hex}.{file['type']}"
         file["url"] = destinations.http.add_asset(asset, data)
         contents[(file["name"], file["type"])] = data

@@ -142,7 +142,12 @@ def _redacted(doc: dict[str, Any]) -> dict[str, Any]:
         box: SecretBox | None = SecretBox(get_settings().secret_keys.get_secret_value())
     except SecretKeyError:
         box = None
-    return {**doc, "settings": redact_settings(doc.get("settings") or {}, box)}
+    # A configuration put before `preflight` existed gets the default: show what the worker applies.
+    return {
+        **doc,
+        "preflight": doc.get("preflight") or "strict",
+        "settings": redact_settings(doc.get("settings") or {}, box),
+    }
 
 
 @integrations_cli.command("list")

@@ -23,7 +23,7 @@ from service import metrics
 from service.app import app, deliveries_topic, delivery_results_topic, settings
 from service.contracts import DeliveryCommand, DeliveryResult, Integration
 from service.delivery_errors import DeliveryError, TransientDeliveryError
-from service.destinations.base import Job
+from service.destinations.base import Job, LocalFile, delivered_files
 from service.destinations.failures import classify_failure
 from service.planning.commands import delivery_key
 from service.planning.order_view import fold_command
@@ -110,7 +110,7 @@ async def attempt(command: DeliveryCommand) -> None:
         started = datetime.now(UTC)
         try:
             plain = decrypted_settings(integration)
-            sent = await run_destination(command, integration, plain)
+            sent, files = await run_destination(command, integration, plain)
         except Exception as exc:  # every failure of an attempt is a failed attempt, never bad input
             failure = classify_failure(exc)
             error = scrub(failure.message, plain)
@@ -128,7 +128,7 @@ async def attempt(command: DeliveryCommand) -> None:
             )
             await record(command, started, outcome="failed", error=error, final=final)
             return
-    result = await record(command, started, outcome="delivered", sent=sent)
+    result = await record(command, started, outcome="delivered", sent=sent, files=delivered_files(files))
     log.info(
         "delivered",
         extra={**log_ids(command), "attempt": command.attempt, "bytes": sent},
@@ -146,7 +146,10 @@ def decrypted_settings(integration: Integration) -> dict[str, Any]:
     return box.decrypt_settings(integration.settings)
 
 
-async def run_destination(command: DeliveryCommand, integration: Integration, plain: dict[str, Any]) -> int:
+async def run_destination(
+    command: DeliveryCommand, integration: Integration, plain: dict[str, Any]
+) -> tuple[int, list[LocalFile]]:
+    """The bytes sent, and the files handed over (none for a hook: it gets links)."""
     tools = runtime()
     destination = await tools.pool.get(integration, plain)
     with contextlib.ExitStack() as spool:
@@ -156,10 +159,12 @@ async def run_destination(command: DeliveryCommand, integration: Integration, pl
             # here, not once at start, so that a disk problem is an attempt's (retried) failure.
             settings.spool_dir.mkdir(parents=True, exist_ok=True)
             folder = Path(spool.enter_context(tempfile.TemporaryDirectory(dir=settings.spool_dir, prefix="dlv-")))
-            files = await tools.fetcher.fetch_all(command, folder, destination.total_limit())
+            files = await tools.fetcher.fetch_all(
+                command, folder, destination.total_limit(), preflight=integration.preflight
+            )
         job = Job(command=command, integration=integration, settings=plain, files=files)
         try:
-            return await asyncio.wait_for(destination.deliver(job), settings.destination_timeout_seconds * 10)
+            return await asyncio.wait_for(destination.deliver(job), settings.destination_timeout_seconds * 10), files
         except DeliveryError:
             raise
         except Exception:
@@ -176,6 +181,7 @@ async def record(
     error: str | None = None,
     sent: int = 0,
     final: bool = True,
+    files: list[dict[str, Any]] | None = None,
 ) -> DeliveryResult:
     result = DeliveryResult.model_validate(
         {
@@ -196,6 +202,7 @@ async def record(
             "final": final,
             "replay": command.replay,
             "redrive": command.redrive,
+            "files": files or [],
         }
     )
     doc = result.model_dump(mode="json")

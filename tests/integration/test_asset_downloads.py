@@ -120,7 +120,9 @@ async def fetcher(slow_host: SlowAssetHost, assets: HttpServers) -> AsyncIterato
 
 
 def command(urls: list[str], names: list[str] | None = None) -> DeliveryCommand:
-    names = names or [f"999-r-{i}-Front.dst" for i in range(len(urls))]
+    # Of no type the pre-flight checks know (the bodies here are patterns): empty files and error pages
+    # are all they look for.
+    names = names or [f"999-r-{i}-Front.bin" for i in range(len(urls))]
     return DeliveryCommand(
         deliveryId="d-1",
         integrationId="i-1",
@@ -174,7 +176,7 @@ async def test_the_limit_in_all_counts_every_download_at_once(fetcher: AssetFetc
 
 async def test_each_file_keeps_its_own_limit_and_errors(fetcher: AssetFetcher, assets: HttpServers, tmp_path):
     fetcher.max_bytes = 2 * MiB
-    with pytest.raises(PermanentDeliveryError, match=r"^file 999-r-1-Front.dst: 3145728 bytes, over the limit$"):
+    with pytest.raises(PermanentDeliveryError, match=r"^file 999-r-1-Front.bin: 3145728 bytes, over the limit$"):
         await fetcher.fetch_all(command([assets.add_asset("small", b"x"), f"{assets.base}/big/{3 * MiB}"]), tmp_path)
     with pytest.raises(PermanentDeliveryError, match=r"more than the limit of 2097152 bytes$"):
         await fetcher.fetch_all(command([f"{assets.base}/stream/{3 * MiB}"]), tmp_path)
@@ -188,7 +190,7 @@ async def test_the_earliest_failing_file_in_the_commands_order_is_the_error(
     # The first file fails last, after the others failed at once: its error is the one raised.
     urls = [f"{base}/status/503?last", f"{base}/status/403", f"{base}/status/302"]
     started = time.monotonic()
-    with pytest.raises(TransientDeliveryError, match=r"^file 999-r-0-Front.dst: asset host answered HTTP 503$"):
+    with pytest.raises(TransientDeliveryError, match=r"^file 999-r-0-Front.bin: asset host answered HTTP 503$"):
         await fetcher.fetch_all(command(urls), tmp_path)
     assert time.monotonic() - started < DEADLINE and len(slow_host.answered) == 3  # all three asked at once
     with pytest.raises(RefusedDestination, match=r"answered a redirect \(HTTP 302\), not followed$"):

@@ -14,7 +14,8 @@ from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from azure.storage.blob.aio import BlobServiceClient
 from standardwebhooks.webhooks import Webhook
 
-from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY, pattern_bytes
+from tests.files import big_prefix
+from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY
 from tests.support import (
     configure,
     integration,
@@ -227,7 +228,7 @@ async def test_a_200_mb_file_goes_to_s3_and_sftp_with_bounded_memory(deployment,
             "name": "Front",
             "type": "dst",
             "mimeType": "application/octet-stream",
-            "url": f"{destinations.http.base}/big/{size}",
+            "url": f"{destinations.http.base}/big/{size}?as=dst",  # a valid DST: it passes pre-flight
         }
     ]
     process = psutil.Process(worker.proc.pid)
@@ -247,7 +248,7 @@ async def test_a_200_mb_file_goes_to_s3_and_sftp_with_bounded_memory(deployment,
     assert {r["outcome"] for r in results} == {"delivered"}, results
     name = order_name(order, recipe, "Front", "dst")
     remote = sftp.root / tenant / name
-    assert remote.stat().st_size == size and remote.read_bytes()[: 1024 * 1024] == pattern_bytes(1024 * 1024)
+    assert remote.stat().st_size == size and remote.read_bytes()[: 1024 * 1024] == big_prefix("dst", size, 1024 * 1024)
     async with s3_client(destinations) as s3:
         head = await s3.head_object(Bucket=bucket, Key=name)
     assert head["ContentLength"] == size

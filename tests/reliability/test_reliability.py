@@ -29,6 +29,7 @@ import pytest
 
 from tests.broker_view import assert_nothing_skipped_below_commits, below_commits, group_state
 from tests.conftest import new_deployment
+from tests.files import good_file
 from tests.reliability.conftest import report
 from tests.servers import start_sftp
 from tests.support import (
@@ -72,7 +73,7 @@ def one_file_recipe(destinations, tenant):
     its manifest)."""
     recipe = recipe_event(tenant)
     recipe["files"] = recipe["files"][:1]
-    recipe["files"][0]["url"] = destinations.http.add_asset(f"{unique()}.json", os.urandom(512))
+    recipe["files"][0]["url"] = destinations.http.add_asset(f"{unique()}.json", good_file("json", os.urandom(16)))
     return recipe
 
 

@@ -4,8 +4,11 @@ choose which checks run; what the check keeps in memory is bounded whatever the 
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pyembroidery
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -191,3 +194,13 @@ def test_the_failure_email_says_what_to_fix_upstream():
     assert "Nothing of this delivery was handed to the destination" in body
     plain = command.model_copy(update={"errors": [AttemptError(attempt=1, at=at, error="HTTP 503")]})
     assert "What to fix upstream" not in failure_notification(plain, integration, "3 attempts failed")["body"]
+
+
+def test_the_large_test_dst_is_one_pyembroidery_reads_whole():
+    """The 1 GiB tests stream this generator's DST: a real reader takes it, stitches to the end record."""
+    data = b"".join(big_parts("dst", 64 * 1024 + 1))
+    assert len(data) == 64 * 1024 + 1 and judge(data, "dst") == "ok"
+    path = Path(tempfile.mkdtemp()) / "big.dst"
+    path.write_bytes(data)
+    pattern = pyembroidery.read_dst(str(path))
+    assert pattern.count_stitches() >= (len(data) - 512 - 3) // 3 - 1

@@ -27,6 +27,7 @@ from service.destinations.base import Job, LocalFile, delivered_files
 from service.destinations.failures import classify_failure
 from service.planning.commands import delivery_key
 from service.planning.order_view import fold_command
+from service.planning.preflight import PreflightFailed
 from service.planning.retry_policy import superseded
 from service.secrets import is_encrypted, is_secret_setting, scrub
 from service.streams.concurrency import handle_concurrently
@@ -121,6 +122,8 @@ async def attempt(command: DeliveryCommand) -> None:
                     "attempt": command.attempt,
                     "error": error,
                     "permanent": failure.permanent,
+                    # Which pre-flight check refused a file, when one did (a word, never the file's content).
+                    **({"preflightCheck": exc.check} if isinstance(exc, PreflightFailed) else {}),
                 },
             )
             final = await after_failure(

@@ -126,6 +126,10 @@ async def test_a_bad_file_fails_its_delivery_before_anything_reaches_the_destina
     assert f"{front}: no end-of-design record: truncated?" in body
     assert "What to fix upstream:" in body and "re-export or re-upload it" in body
 
+    # The worker's log line names the check (a word), beside the delivery's ids.
+    logged = [orjson.loads(line) for line in worker.log.read_text().splitlines() if '"preflightCheck"' in line]
+    assert any(e["preflightCheck"] == "end" and e["recipeId"] == dst["recipeId"] for e in logged), logged[-3:]
+
     # Once the asset is fixed upstream, a trigger delivers normally, with each file's size and SHA-256.
     fixed = good_file("dst", b"fixed")
     destinations.http.assets[dst["files"][1]["url"].rsplit("/", 1)[1]] = fixed

@@ -161,6 +161,8 @@ class DeliveryCommand(ServiceMessage):
     # The attempt a series began with: a re-drive goes on numbering attempts (the history stays
     # readable) and gets the full number of attempts again.
     seriesStart: int = 1
+    # Set on a delivery sent again because its destination no longer held its files (outbound reconcile).
+    reconcile: str | None = None
 
 
 Outcome = Literal["delivered", "failed", "superseded", "skipped"]
@@ -194,5 +196,6 @@ class DeliveryResult(ServiceMessage):
     final: bool = True
     replay: str | None = None
     redrive: str | None = None
+    reconcile: str | None = None
     # Set when delivered: each file with its size and SHA-256, so a destination can be checked against it.
     files: list[DeliveredFile] = []

@@ -82,6 +82,7 @@ def log_ids(command: DeliveryCommand) -> dict[str, Any]:
         "recipeId": command.recipeId,
         "replay": command.replay,
         "redrive": command.redrive,
+        "reconcile": command.reconcile,
     }
     return {k: v for k, v in ids.items() if v is not None}
 
@@ -205,6 +206,7 @@ async def record(
             "final": final,
             "replay": command.replay,
             "redrive": command.redrive,
+            "reconcile": command.reconcile,
             "files": files or [],
         }
     )

@@ -1,0 +1,128 @@
+"""What a destination holds under given names: size, and SHA-256 where the store keeps one.
+
+For `outbound reconcile`. Each store is asked about the names of a delivery's manifest only, one
+name at a time (S3 and Azure: the object's or blob's properties; SFTP: stat; local: stat and hash),
+never with a listing: a bucket or folder shared with another application is never walked. The
+adapters' own clients are used, so every connection passes the same network policy and host-key
+check as a delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from service.destinations.base import Destination, checked_name, target_path
+from service.planning.reconcile import Found
+
+HASH_BLOCK = 1024 * 1024
+
+
+class NotCheckable(Exception):
+    """A destination that cannot be asked what it holds (e-mail, catch hooks)."""
+
+
+async def inspect(destination: Destination, names: Iterable[str]) -> dict[str, Found | None]:
+    """Each name's Found, or None where the destination holds nothing under it. Raises what the store
+    raises when it refuses to answer (a refused login, a missing container): the caller reports it."""
+    # Imported here like the pool imports them: only the types in use are loaded.
+    wanted = [checked_name(n) for n in names]
+    kind = type(destination).__name__
+    if kind == "LocalDestination":
+        return await asyncio.to_thread(_local, destination, wanted)
+    if kind == "S3Destination":
+        return await _s3(destination, wanted)
+    if kind == "AzureBlobDestination":
+        return await _azure(destination, wanted)
+    if kind == "SftpDestination":
+        return await _sftp(destination, wanted)
+    raise NotCheckable(kind)
+
+
+def _local(destination: Destination, names: list[str]) -> dict[str, Found | None]:
+    from service.destinations.local import LocalDestination
+
+    assert isinstance(destination, LocalDestination)
+    folder = destination.folder()
+    found: dict[str, Found | None] = {}
+    for name in names:
+        path = folder / name
+        found[name] = Found(path.stat().st_size, _sha256(path)) if path.is_file() else None
+    return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while block := source.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+async def _s3(destination: Destination, names: list[str]) -> dict[str, Found | None]:
+    from botocore.exceptions import ClientError
+
+    from service.destinations.s3 import S3Destination
+
+    assert isinstance(destination, S3Destination)
+    client = await destination._s3()
+    bucket, prefix = str(destination.settings["bucket"]), str(destination.settings.get("prefix", ""))
+    found: dict[str, Found | None] = {}
+    for name in names:
+        try:
+            head = await client.head_object(Bucket=bucket, Key=target_path(prefix, name))
+        except ClientError as exc:
+            # A HEAD answer has no body: a missing object and a missing bucket both say 404. The bucket
+            # is asked about once below, so a deleted bucket is an error, not every file missing.
+            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey"):
+                found[name] = None
+                continue
+            raise
+        found[name] = Found(int(head["ContentLength"]), (head.get("Metadata") or {}).get("sha256"), hash_kept=True)
+    if names and all(v is None for v in found.values()):
+        await client.head_bucket(Bucket=bucket)  # raises for a bucket that is gone or refused
+    return found
+
+
+async def _azure(destination: Destination, names: list[str]) -> dict[str, Found | None]:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from service.destinations.azure import AzureBlobDestination
+
+    assert isinstance(destination, AzureBlobDestination)
+    container = await destination._container()
+    prefix = str(destination.settings.get("prefix", ""))
+    found: dict[str, Found | None] = {}
+    for name in names:
+        try:
+            properties = await container.get_blob_client(target_path(prefix, name)).get_blob_properties()
+        except ResourceNotFoundError as exc:
+            if getattr(exc, "error_code", None) == "ContainerNotFound":
+                raise
+            found[name] = None
+            continue
+        found[name] = Found(int(properties.size), (properties.metadata or {}).get("sha256"), hash_kept=True)
+    return found
+
+
+async def _sftp(destination: Destination, names: list[str]) -> dict[str, Found | None]:
+    import asyncssh
+
+    from service.destinations.sftp import SftpDestination
+
+    assert isinstance(destination, SftpDestination)
+    folder = str(destination.settings.get("directory", "")).strip("/")
+    found: dict[str, Found | None] = {}
+    async with destination._lock:
+        sftp = await destination._client()
+        for name in names:
+            try:
+                attrs = await sftp.stat(target_path(folder, name))
+            except asyncssh.SFTPNoSuchFile:
+                found[name] = None
+                continue
+            # SFTP keeps no hash: a size is what can be compared without reading the file back.
+            found[name] = Found(int(attrs.size or 0), None)
+    return found

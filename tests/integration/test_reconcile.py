@@ -1,0 +1,149 @@
+"""`outbound reconcile` against the real servers (a local folder, the SFTP server, moto, Azurite): a
+deleted file and a changed one at each destination are found and sent again under the same names; a
+second run finds nothing; a dry run sends nothing; a destination that refuses to answer is that
+integration's error, and the others are still checked."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import orjson
+import pytest
+from azure.storage.blob.aio import BlobServiceClient
+
+from tests.integration.test_destinations import account_connection, azure_settings
+from tests.support import (
+    OUTBOUND,
+    configure,
+    integration,
+    local_integration,
+    make_bucket,
+    put_integration,
+    recipe_with_assets,
+    s3_client,
+    s3_settings,
+    sftp_settings,
+    unique,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def cli(deployment, *args: str) -> tuple[int, str, str]:
+    """`outbound ...` run without blocking this loop: the SFTP server and the asset host live in it, and
+    reconcile talks to the SFTP server itself."""
+    proc = await asyncio.create_subprocess_exec(
+        OUTBOUND, *args, env=deployment.env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def reconcile(deployment, tenant, *extra, check=True):
+    code, out, err = await cli(deployment, "reconcile", "--tenant", tenant, "--since", "1h", "--json", *extra)
+    assert code == 0 or not check, err
+    return code, orjson.loads(out)
+
+
+async def test_reconcile_finds_deleted_and_changed_files_at_each_destination_and_sends_them_again(
+    deployment, worker, destinations
+):
+    tenant = unique("rec")
+    bucket, container = f"rec-{uuid.uuid4().hex[:12]}", f"rec-{uuid.uuid4().hex[:12]}"
+    await make_bucket(destinations, bucket)
+    events = ["recipe.created"]
+    configs = {
+        "local": local_integration(tenant, events),
+        "sftp": integration(tenant, "sftp", sftp_settings(destinations, f"{tenant}/in"), events),
+        "s3": integration(tenant, "s3", s3_settings(destinations, bucket, prefix="p"), events),
+        "azure": integration(tenant, "azure", await azure_settings(destinations, container), events),
+        # A catch hook gets links: nothing to ask it, reported as not checkable.
+        "zapier": integration(tenant, "zapier", {"hook-url": f"{destinations.http.base}/hook/{tenant}"}, events),
+    }
+    for config in configs.values():
+        await configure(deployment, [worker], config)
+    recipe, contents = recipe_with_assets(destinations, tenant)
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    first = await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 5, 120)
+    assert {r["outcome"] for r in first} == {"delivered"}, first
+    ticket, preview = f"{recipe['recipeId']}-Ticket.pdf", f"{recipe['recipeId']}-Preview.png"
+    good_ticket, good_preview = contents[("Ticket", "pdf")], contents[("Preview", "png")]
+    changed = good_preview[:-1] + bytes([good_preview[-1] ^ 0xFF])  # same size, other bytes
+
+    # At every destination that keeps files: the ticket deleted, the preview changed.
+    folder = deployment.workdir / "deliveries" / tenant
+    (folder / ticket).unlink()
+    (folder / preview).write_bytes(changed)  # the same size: only its SHA-256 tells
+    remote = destinations.sftp.root / tenant / "in"
+    (remote / ticket).unlink()
+    (remote / preview).write_bytes(changed[:-10])  # SFTP keeps no hash: a size that differs
+    async with s3_client(destinations) as s3:
+        await s3.delete_object(Bucket=bucket, Key=f"p/{ticket}")
+        await s3.put_object(Bucket=bucket, Key=f"p/{preview}", Body=changed)  # by someone else: no sha256
+    async with BlobServiceClient.from_connection_string(account_connection(destinations)) as service:
+        blobs = service.get_container_client(container)
+        await blobs.delete_blob(f"orders/{ticket}")
+        await blobs.upload_blob(f"orders/{preview}", changed, overwrite=True)
+
+    _, dry = await reconcile(deployment, tenant, "--dry-run")
+    assert (dry["deliveries"], dry["files"], dry["notCheckable"], dry["errors"]) == (5, 4 * 6, 1, {}), dry
+    assert (dry["missing"], dry["different"], dry["resent"]) == (4, 4, 0)
+    assert {(p["integrationId"], p["name"], p["problem"]) for p in dry["problems"]} == {
+        (configs[kind]["id"], name, problem)
+        for kind in ("local", "sftp", "s3", "azure")
+        for name, problem in ((ticket, "missing"), (preview, "different"))
+    }
+    assert await deployment.read_json("deliveries-retry", lambda d: d["tenant"] == tenant) == []  # sent nothing
+
+    _, run = await reconcile(deployment, tenant)
+    assert (run["missing"], run["different"], run["resent"], run["dryRun"]) == (4, 4, 4, False)
+    again = await deployment.wait_json(
+        "delivery-results", lambda d: d["tenant"] == tenant and d.get("reconcile") == run["id"], 4, 120
+    )
+    assert {r["outcome"] for r in again} == {"delivered"}, again
+    # Same delivery ids (so the same names, overwritten), attempts numbered on after the first.
+    ids = {r["integrationId"]: r["deliveryId"] for r in first}
+    assert all(r["deliveryId"] == ids[r["integrationId"]] and r["attempt"] == 2 for r in again)
+    assert (folder / ticket).read_bytes() == good_ticket and (folder / preview).read_bytes() == good_preview
+    assert (remote / ticket).read_bytes() == good_ticket and (remote / preview).read_bytes() == good_preview
+    async with s3_client(destinations) as s3:
+        held = await (await s3.get_object(Bucket=bucket, Key=f"p/{preview}"))["Body"].read()
+        assert held == good_preview and (await s3.head_object(Bucket=bucket, Key=f"p/{ticket}"))["Metadata"]
+    async with BlobServiceClient.from_connection_string(account_connection(destinations)) as service:
+        blob = service.get_container_client(container).get_blob_client(f"orders/{ticket}")
+        assert await (await blob.download_blob()).readall() == good_ticket
+
+    _, second = await reconcile(deployment, tenant)
+    assert (second["missing"], second["different"], second["resent"], second["errors"]) == (0, 0, 0, {}), second
+    assert second["files"] == 4 * 6
+    _, text, _ = await cli(deployment, "reconcile", "--tenant", tenant, "--since", "1h", "--dry-run")
+    assert text.startswith("reconcile rcn-")
+    assert "checked 5 deliveries, 24 files; missing 0, different 0, re-sent nothing (dry run), " in text
+    assert "not checkable 1, errors 0" in text
+
+
+async def test_a_destination_that_refuses_to_answer_is_an_error_of_its_integration(deployment, worker, destinations):
+    tenant = unique("recerr")
+    events = ["recipe.created"]
+    folder = local_integration(tenant, events)
+    sftp = integration(tenant, "sftp", sftp_settings(destinations, tenant), events)
+    for config in (folder, sftp):
+        await configure(deployment, [worker], config)
+    recipe, _ = recipe_with_assets(destinations, tenant)
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 2, 90)
+    # The server no longer takes the integration's login: it cannot be asked what it holds.
+    assert (
+        put_integration(deployment, {**sftp, "settings": {**sftp["settings"], "password-secure": "wrong"}}).returncode
+        == 0
+    )
+    code, tally = await reconcile(deployment, tenant, check=False)
+    assert code == 1 and list(tally["errors"]) == [sftp["id"]], tally
+    assert "wrong" not in tally["errors"][sftp["id"]]
+    assert (tally["files"], tally["missing"], tally["different"]) == (6, 0, 0)  # the folder was still checked
+    code, only = await reconcile(deployment, tenant, "--integration", folder["id"])
+    assert code == 0 and (only["deliveries"], only["errors"]) == (1, {})
+    code, _, err = await cli(deployment, "reconcile", "--tenant", tenant, "--since", "yesterday")
+    assert code != 0 and "--since" in err

@@ -127,23 +127,36 @@ async def test_reconcile_finds_deleted_and_changed_files_at_each_destination_and
 async def test_a_destination_that_refuses_to_answer_is_an_error_of_its_integration(deployment, worker, destinations):
     tenant = unique("recerr")
     events = ["recipe.created"]
+    bucket, container = f"gone-{uuid.uuid4().hex[:12]}", f"gone-{uuid.uuid4().hex[:12]}"
+    await make_bucket(destinations, bucket)
     folder = local_integration(tenant, events)
     sftp = integration(tenant, "sftp", sftp_settings(destinations, tenant), events)
-    for config in (folder, sftp):
+    s3 = integration(tenant, "s3", s3_settings(destinations, bucket), events)
+    azure = integration(tenant, "azure", await azure_settings(destinations, container), events)
+    for config in (folder, sftp, s3, azure):
         await configure(deployment, [worker], config)
     recipe, _ = recipe_with_assets(destinations, tenant)
     await deployment.produce_json("recipes", [recipe], "recipeId")
-    await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 2, 90)
-    # The server no longer takes the integration's login: it cannot be asked what it holds.
-    assert (
-        put_integration(deployment, {**sftp, "settings": {**sftp["settings"], "password-secure": "wrong"}}).returncode
-        == 0
-    )
+    await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 4, 90)
+    # The server no longer takes the integration's login; the bucket and the container are gone.
+    wrong = {**sftp, "settings": {**sftp["settings"], "password-secure": "wrong-password"}}
+    assert put_integration(deployment, wrong).returncode == 0
+    async with s3_client(destinations) as client:
+        for item in (await client.list_objects_v2(Bucket=bucket)).get("Contents", []):
+            await client.delete_object(Bucket=bucket, Key=item["Key"])
+        await client.delete_bucket(Bucket=bucket)
+    async with BlobServiceClient.from_connection_string(account_connection(destinations)) as service:
+        await service.delete_container(container)
+
     code, tally = await reconcile(deployment, tenant, check=False)
-    assert code == 1 and list(tally["errors"]) == [sftp["id"]], tally
-    assert "wrong" not in tally["errors"][sftp["id"]]
+    assert code == 1 and sorted(tally["errors"]) == sorted([sftp["id"], s3["id"], azure["id"]]), tally
+    assert "wrong-password" not in str(tally["errors"])
     assert (tally["files"], tally["missing"], tally["different"]) == (6, 0, 0)  # the folder was still checked
     code, only = await reconcile(deployment, tenant, "--integration", folder["id"])
     assert code == 0 and (only["deliveries"], only["errors"]) == (1, {})
+    # A deleted integration's deliveries cannot be checked either: its error, said so.
+    deployment.cli("integrations", "delete", folder["id"])
+    code, tally = await reconcile(deployment, tenant, check=False)
+    assert code == 1 and tally["errors"][folder["id"]] == "the integration is deleted", tally
     code, _, err = await cli(deployment, "reconcile", "--tenant", tenant, "--since", "yesterday")
     assert code != 0 and "--since" in err

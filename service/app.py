@@ -105,7 +105,7 @@ app = App(
     stream_wait_empty=False,
     # invalid-events carries refused input base64-encoded, a third larger than the input limit.
     producer_max_request_size=4 * 1024 * 1024,
-    # The stages do not wait for each send (streams/barrier.py): a few milliseconds of linger and
+    # The stages do not wait for each send (streams/machinery/barrier.py): a few milliseconds of linger and
     # larger batches let one produce request carry a round's records instead of a handful.
     producer_linger=PRODUCER_LINGER_SECONDS,
     producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
@@ -150,14 +150,15 @@ def table(name: str, **options: Any) -> Any:
     return app.Table(name, partitions=catalog[f"table:{name}"].partitions, schema=JSON_SCHEMA, options=options or None)
 
 
-# recipeId -> validated recipe event (fed by recipe-events, never by the upstream topic)
+# recipeId -> validated recipe event (fed by the join from recipes where placed, else recipe-events)
 recipes_table = table("recipes")
 # recipeId -> order links that arrived before their recipe
 pending_links_table = table("pending-links")
-# orderId -> the order without personal data, and its latest event (fed by order-events)
+# orderId -> the order without personal data, and its latest event (fed by the orders stage from
+# orders where placed, else order-events)
 orders_table = table("orders")
-# "<due>|<tier>|<integrationId>|<deliveryId>|<attempt>" -> a retry waiting for its due time (fed by
-# deliveries-retry, in its partitions; service/streams/waiting_room.py). Small write buffers and block
+# "<integrationId>|<due>|<tier>|<deliveryId>|<attempt>" -> a retry waiting for its due time (fed by
+# deliveries-retry, in its partitions; service/streams/state/waiting_room.py). Small write buffers and block
 # cache: its entries are written once, read once when due, and must cost disk, not memory (Faust's
 # defaults are 64 MiB of memtable and a 2 GiB block cache per partition).
 waiting_retries_table = table(

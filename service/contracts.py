@@ -7,7 +7,7 @@ excluded from repr so that it cannot reach a log line by accident.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,6 +76,15 @@ class Integration(InputModel):
     preflight: PreflightMode = "strict"
 
 
+# failed-only: the (recipe, integration) pairs whose latest delivery failed for good; all: every
+# matching integration, even where it succeeded before.
+TriggerMode = Literal["failed-only", "all"]
+TRIGGER_MODES: tuple[TriggerMode, ...] = get_args(TriggerMode)
+# What an operator gets without naming a mode, in the API and the CLI alike: only what failed, so that
+# nothing delivered is sent again by accident. The topic's own default is `Trigger.mode`'s.
+OPERATOR_TRIGGER_MODE: TriggerMode = "failed-only"
+
+
 class Trigger(InputModel):
     triggerId: str
     requestedAt: datetime
@@ -85,8 +94,8 @@ class Trigger(InputModel):
     orderNumber: str | None = None
     integrationId: str | None = None
     requestedBy: str = ""
-    # Absent on triggers older than the mode: those ran everything again.
-    mode: Literal["failed-only", "all"] = "all"
+    # The topic's default: absent on triggers older than the mode, and those ran everything again.
+    mode: TriggerMode = "all"
     dryRun: bool = False
 
 

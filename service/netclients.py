@@ -1,9 +1,9 @@
 """The network policy plugged into each client library at the layer where it opens connections.
 
-- httpx (asset downloads, catch hooks): a network backend that resolves through the policy and
+- httpx (catch hooks): a network backend that resolves through the policy and
   connects to a checked address; httpcore still sends the URL's host as Host and TLS SNI, so
   certificates are verified against the name.
-- aiohttp (S3 through aiobotocore, Azure through azure-core): a connector whose resolver applies the
+- aiohttp (asset downloads; S3 through aiobotocore, Azure through azure-core): a connector whose resolver applies the
   policy, and which judges IP literals too (aiohttp does not ask its resolver about those).
 - SFTP connects to an address from `NetPolicy.addresses` itself.
 
@@ -148,13 +148,22 @@ async def refuse_redirects(request: aiohttp.ClientRequest, handler: Any) -> aioh
     return response
 
 
-def policy_aiohttp_session(policy: NetPolicy, **connector: Any) -> aiohttp.ClientSession:
+def policy_aiohttp_session(
+    policy: NetPolicy,
+    *,
+    timeout: aiohttp.ClientTimeout | None = None,
+    every_call_refuses_redirects: bool = False,
+    **connector: Any,
+) -> aiohttp.ClientSession:
+    """`every_call_refuses_redirects`: the owner passes `allow_redirects=False` on every request and
+    answers a 3xx itself; otherwise the session refuses redirects for callers that cannot say so."""
     return aiohttp.ClientSession(
         connector=PolicyConnector(policy, **connector),
-        middlewares=(refuse_redirects,),
+        middlewares=() if every_call_refuses_redirects else (refuse_redirects,),
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
         trust_env=False,
+        timeout=timeout or aiohttp.client.DEFAULT_TIMEOUT,
     )
 
 

@@ -115,9 +115,6 @@ class Settings(BaseSettings):
         """The broker URL(s) without the kafka:// scheme, as aiokafka wants them."""
         return ",".join(url.split("://", 1)[-1] for url in self.broker.split(";"))
 
-    def topic(self, name: str) -> str:
-        return f"{self.topic_prefix}{name}"
-
     def allowed_asset_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.asset_hosts.split(",") if h.strip())
 

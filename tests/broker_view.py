@@ -3,7 +3,7 @@ side of "nothing lost": every input record below the group's committed offsets w
 
 A committed offset on `recipes` or `orders` says that every record before it was handled. For an
 order, handled means its links are on `order-links` (every order has a line; service/streams/
-ingest.py: same orderId and eventId), or it was re-published onto `order-events` for a worker to
+stages/ingest.py: same orderId and eventId), or it was re-published onto `order-events` for a worker to
 handle from there; for a recipe, that it is in the recipes table's changelog (the join stores it,
 same recipeId and eventId) or was re-published onto `recipe-events`; for both, or refused into
 `invalid-events` (which records the source topic, partition and offset). A record below a commit that
@@ -25,7 +25,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from service.kafka_admin import end_offsets
-from tests.support import Deployment, wait_for
+from tests.deployments import Deployment
+from tests.waiting import wait_for
 
 # Each input topic, where its handled records go (topic keys of the deployment), and the field that
 # names the event's subject.

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 
-from tests.servers import Destinations, start_destinations, stop_destinations
-from tests.support import Deployment, Worker, load_local_kafka, unique
+from tests.deployments import Deployment, Worker, load_local_kafka, new_deployment
+from tests.servers import Destinations, HttpServers, free_port, start_destinations, stop_destinations
 
 # Everything a run writes (brokers' and servers' homes, deployments' work directories with the
 # workers' logs) goes under one folder: removed when every test passed, kept and named when not.
@@ -51,18 +50,6 @@ def kafka(kafka_broker: Any) -> str:
     return str(kafka_broker.bootstrap)
 
 
-def new_deployment(bootstrap: str, **extra_env: str) -> Deployment:
-    deployment = Deployment(
-        bootstrap=bootstrap,
-        prefix=unique("t") + ".",
-        workdir=Path(tempfile.mkdtemp(prefix="outbound-test-")),
-        secret_key=Fernet.generate_key().decode(),
-        extra_env=extra_env,
-    )
-    deployment.cli("topics", "apply")
-    return deployment
-
-
 @pytest.fixture(scope="session")
 async def destinations() -> AsyncIterator[Destinations]:
     servers = await start_destinations()
@@ -80,3 +67,11 @@ async def worker(deployment: Deployment) -> AsyncIterator[Worker]:
     running = await Worker(deployment, "shared").start().ready()
     yield running
     running.stop(signal.SIGKILL)  # the run is over: nothing it would finish matters any more
+
+
+@pytest.fixture(scope="module")
+async def assets() -> AsyncIterator[HttpServers]:
+    """An asset host of the module's own."""
+    servers = await HttpServers(free_port()).start()
+    yield servers
+    await servers.stop()

@@ -21,8 +21,8 @@ import asyncssh
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
+from tests.deployments import load_local_kafka
 from tests.files import big_parts
-from tests.support import load_local_kafka
 
 BLOCK = hashlib.sha256(b"recipe-outbound").digest() * (1024 * 1024 // 32)  # 1 MiB of a known pattern
 

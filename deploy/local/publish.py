@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from service.catalog import load_catalog
 from service.kafka_admin import client_options
 from service.settings import get_settings
 
@@ -22,14 +23,15 @@ KEY_FIELDS = {"recipes": "recipeId", "orders": "orderId", "integrations": "id"}
 
 async def publish(topic: str, path: Path, raw: bytes) -> None:
     settings = get_settings()
+    name = load_catalog(settings.topic_catalog, settings.topic_prefix, settings.replication_factor)[topic].name
     key = str(orjson.loads(raw)[KEY_FIELDS[topic]]).encode()
     producer = AIOKafkaProducer(**client_options(settings))
     await producer.start()
     try:
-        await producer.send_and_wait(settings.topic(topic), raw, key=key)
+        await producer.send_and_wait(name, raw, key=key)
     finally:
         await producer.stop()
-    print(f"published {path} to {settings.topic(topic)} with key {key.decode()}")
+    print(f"published {path} to {name} with key {key.decode()}")
 
 
 def main() -> int:

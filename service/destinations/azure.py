@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from azure.core.pipeline.transport import AioHttpTransport
@@ -10,13 +11,16 @@ from azure.storage.blob.aio import BlobServiceClient
 
 from service.delivery_errors import PermanentDeliveryError
 from service.destinations.base import Destination, Job, target_path
+from service.destinations.options import AzureOptions
 from service.netclients import policy_aiohttp_session
 from service.netpolicy import NetPolicy, check_url
 
 
-class AzureBlobDestination(Destination):
-    def __init__(self, settings: dict[str, Any], policy: NetPolicy) -> None:
-        super().__init__(settings, policy)
+class AzureBlobDestination(Destination[AzureOptions]):
+    options_model = AzureOptions
+
+    def __init__(self, options: Mapping[str, Any], policy: NetPolicy) -> None:
+        super().__init__(options, policy)
         self._service: BlobServiceClient | None = None
 
     async def _container(self) -> Any:
@@ -26,7 +30,7 @@ class AzureBlobDestination(Destination):
             transport = AioHttpTransport(session=policy_aiohttp_session(self.policy), session_owner=True)
             try:
                 service = BlobServiceClient.from_connection_string(
-                    str(self.settings["connection-string-secure"]), transport=transport, permit_redirects=False
+                    self.options.connection_string, transport=transport, permit_redirects=False
                 )
             except ValueError as exc:
                 await transport.close()
@@ -37,10 +41,10 @@ class AzureBlobDestination(Destination):
                 await service.close()
                 raise
             self._service = service
-        return self._service.get_container_client(str(self.settings["container"]))
+        return self._service.get_container_client(self.options.container)
 
     async def deliver(self, job: Job) -> int:
-        prefix = str(self.settings.get("prefix", ""))
+        prefix = self.options.prefix
         names = [target_path(prefix, file.name) for file in job.files]
         container = await self._container()
         for file, name in zip(job.files, names, strict=True):

@@ -7,13 +7,14 @@ before (planning, assets) and after (streams) it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from service.contracts import DeliveryCommand, Integration
 from service.delivery_errors import PermanentDeliveryError
+from service.destinations.options import IntegrationOptions
 from service.netpolicy import NetPolicy
 from service.planning.naming import is_safe_name
 
@@ -56,14 +57,20 @@ class TotalLimit:
     exceeded: Callable[[int], Exception]
 
 
-class Destination(ABC):
+Options = TypeVar("Options", bound=IntegrationOptions)
+
+
+class Destination(ABC, Generic[Options]):
     """One integration's connection to its system, reused across deliveries until closed."""
 
     #: False for destinations that receive links, not files (no download needed).
     needs_files: bool = True
+    #: The type's options (service.destinations.options).
+    options_model: type[Options]
 
-    def __init__(self, settings: dict[str, Any], policy: NetPolicy) -> None:
-        self.settings = settings
+    def __init__(self, options: Mapping[str, Any], policy: NetPolicy) -> None:
+        # The integration's decrypted settings, parsed once: an adapter lives as long as its configuration.
+        self.options: Options = self.options_model.model_validate(dict(options))
         self.policy = policy
 
     def total_limit(self) -> TotalLimit | None:
@@ -76,7 +83,7 @@ class Destination(ABC):
 
         Raise a DeliveryError, or let a library error escape: `classify_failure` says what it means."""
 
-    async def close(self) -> None:  # noqa: B027  (most destinations hold nothing to close)
+    async def close(self) -> None:  # most destinations hold nothing to close
         """Release connections."""
 
 

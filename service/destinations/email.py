@@ -14,12 +14,14 @@ import base64
 import email.policy
 import re
 import uuid
+from collections.abc import Mapping
 from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from service.delivery_errors import PermanentDeliveryError
 from service.destinations.base import Destination, Job, LocalFile, TotalLimit, checked_name
+from service.destinations.options import EmailOptions
 from service.netpolicy import NetPolicy
 from service.planning.payloads import email_subject, email_too_large
 from service.smtp_relay import SmtpRelay
@@ -29,11 +31,13 @@ from service.validation import split_addresses
 ENCODE_BLOCK = 57 * 4096
 
 
-class EmailDestination(Destination):
+class EmailDestination(Destination[EmailOptions]):
+    options_model = EmailOptions
+
     def __init__(
-        self, settings: dict[str, Any], policy: NetPolicy, relay: SmtpRelay, sender: str, max_bytes: int
+        self, options: Mapping[str, Any], policy: NetPolicy, relay: SmtpRelay, sender: str, max_bytes: int
     ) -> None:
-        super().__init__(settings, policy)
+        super().__init__(options, policy)
         self.relay = relay
         self.sender = sender
         self.max_bytes = max_bytes
@@ -48,8 +52,8 @@ class EmailDestination(Destination):
         if job.total_bytes > self.max_bytes:
             raise self.too_large(job.total_bytes)
         names = [checked_name(file.name) for file in job.files]
-        recipients = split_addresses(str(self.settings["to"]))
-        subject = email_subject(str(self.settings.get("subject-prefix", "")), job.command)
+        recipients = split_addresses(self.options.to)
+        subject = email_subject(self.options.subject_prefix, job.command)
         path = job.files[0].path.parent / f".message-{uuid.uuid4().hex}.eml"
         try:
             await asyncio.to_thread(self.write, path, job, names, recipients, subject)

@@ -68,7 +68,7 @@ async def _s3(destination: Destination, names: list[str]) -> dict[str, Found | N
 
     assert isinstance(destination, S3Destination)
     client = await destination._s3()
-    bucket, prefix = str(destination.settings["bucket"]), str(destination.settings.get("prefix", ""))
+    bucket, prefix = destination.options.bucket, destination.options.prefix
     found: dict[str, Found | None] = {}
     for name in names:
         try:
@@ -93,7 +93,7 @@ async def _azure(destination: Destination, names: list[str]) -> dict[str, Found 
 
     assert isinstance(destination, AzureBlobDestination)
     container = await destination._container()
-    prefix = str(destination.settings.get("prefix", ""))
+    prefix = destination.options.prefix
     found: dict[str, Found | None] = {}
     for name in names:
         try:
@@ -113,7 +113,7 @@ async def _sftp(destination: Destination, names: list[str]) -> dict[str, Found |
     from service.destinations.sftp import SftpDestination
 
     assert isinstance(destination, SftpDestination)
-    folder = str(destination.settings.get("directory", "")).strip("/")
+    folder = destination.options.directory.strip("/")
     found: dict[str, Found | None] = {}
     async with destination._lock:
         sftp = await destination._client()

@@ -6,21 +6,25 @@ import asyncio
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from service.delivery_errors import PermanentDeliveryError
 from service.destinations.base import Destination, Job, UnsafeName, checked_name
+from service.destinations.options import LocalOptions
 from service.netpolicy import NetPolicy
 
 
-class LocalDestination(Destination):
-    def __init__(self, settings: dict[str, Any], policy: NetPolicy, root: Path) -> None:
-        super().__init__(settings, policy)
+class LocalDestination(Destination[LocalOptions]):
+    options_model = LocalOptions
+
+    def __init__(self, options: Mapping[str, Any], policy: NetPolicy, root: Path) -> None:
+        super().__init__(options, policy)
         self.root = root.resolve()
 
     def folder(self) -> Path:
-        folder = (self.root / str(self.settings["directory"])).resolve()
+        folder = (self.root / self.options.directory).resolve()
         if not folder.is_relative_to(self.root):
             raise PermanentDeliveryError("settings.directory points outside the local-delivery root")
         return folder
@@ -43,10 +47,15 @@ class LocalDestination(Destination):
 
 
 def _atomic_copy(source: Path, target: Path) -> None:
-    """Readers never see a half-written file: copy to a hidden temporary name, then rename."""
+    """Readers never see a half-written file: copy to a hidden temporary name, then rename. On the
+    spool's own filesystem the copy is a hard link (the spool's name goes with the delivery), so a
+    large file is not written twice."""
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
     try:
-        shutil.copyfile(source, temporary)
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -26,21 +27,22 @@ class DestinationPool:
             timeout=httpx.Timeout(settings.destination_timeout_seconds, connect=10.0),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
-        self._open: dict[str, tuple[str, Destination]] = {}
+        self._open: dict[str, tuple[str, Destination[Any]]] = {}
 
-    async def get(self, integration: Integration, settings: dict[str, Any]) -> Destination:
-        """The open adapter for this integration; a changed configuration gets a fresh one."""
-        fingerprint = hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    async def get(self, integration: Integration, options: Mapping[str, Any]) -> Destination[Any]:
+        """The open adapter for this integration, given its decrypted options; a changed configuration
+        gets a fresh one."""
+        fingerprint = hashlib.sha256(orjson.dumps(dict(options), option=orjson.OPT_SORT_KEYS)).hexdigest()
         current = self._open.get(integration.id)
         if current is not None and current[0] == fingerprint:
             return current[1]
         if current is not None:
             await current[1].close()
-        destination = self._create(integration, settings)
+        destination = self._create(integration, options)
         self._open[integration.id] = (fingerprint, destination)
         return destination
 
-    def _create(self, integration: Integration, settings: dict[str, Any]) -> Destination:
+    def _create(self, integration: Integration, options: Mapping[str, Any]) -> Destination[Any]:
         # Each adapter's client library is imported when an integration of its type is first used:
         # together they were a third of a worker's start (Azure's and SFTP's alone most of it).
         s, policy = self.settings, self.policy
@@ -48,27 +50,27 @@ class DestinationPool:
             case "local":
                 from service.destinations.local import LocalDestination
 
-                return LocalDestination(settings, policy, s.local_delivery_root)
+                return LocalDestination(options, policy, s.local_delivery_root)
             case "email":
                 from service.destinations.email import EmailDestination
 
-                return EmailDestination(settings, policy, self.relay, s.smtp_from, s.max_email_bytes)
+                return EmailDestination(options, policy, self.relay, s.smtp_from, s.max_email_bytes)
             case "sftp":
                 from service.destinations.sftp import SftpDestination
 
-                return SftpDestination(settings, policy, s.destination_timeout_seconds)
+                return SftpDestination(options, policy, s.destination_timeout_seconds)
             case "s3":
                 from service.destinations.s3 import S3Destination
 
-                return S3Destination(settings, policy, s.destination_timeout_seconds)
+                return S3Destination(options, policy, s.destination_timeout_seconds)
             case "azure":
                 from service.destinations.azure import AzureBlobDestination
 
-                return AzureBlobDestination(settings, policy)
+                return AzureBlobDestination(options, policy)
             case "zapier":
                 from service.destinations.zapier import ZapierDestination
 
-                return ZapierDestination(settings, policy, self.http, allow_http=s.allow_http_hooks)
+                return ZapierDestination(options, policy, self.http, allow_http=s.allow_http_hooks)
 
     async def close(self) -> None:
         for _, destination in self._open.values():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import aioboto3
@@ -11,6 +12,7 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.destinations.base import Destination, Job, LocalFile, target_path
+from service.destinations.options import S3Options
 from service.netclients import PolicyBotoSession, PolicyResolver
 from service.netpolicy import NetPolicy, check_url
 
@@ -19,9 +21,11 @@ from service.netpolicy import NetPolicy, check_url
 PART_BYTES = 8 * 1024**2
 
 
-class S3Destination(Destination):
-    def __init__(self, settings: dict[str, Any], policy: NetPolicy, timeout: float) -> None:
-        super().__init__(settings, policy)
+class S3Destination(Destination[S3Options]):
+    options_model = S3Options
+
+    def __init__(self, options: Mapping[str, Any], policy: NetPolicy, timeout: float) -> None:
+        super().__init__(options, policy)
         self.timeout = timeout
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
@@ -29,13 +33,13 @@ class S3Destination(Destination):
 
     async def _s3(self) -> Any:
         if self._client is None:
-            endpoint = self.settings.get("endpoint-url")
+            endpoint = self.options.endpoint_url
             if endpoint:
-                await check_url(str(endpoint), self.policy)
+                await check_url(endpoint, self.policy)
             session = aioboto3.Session(
-                aws_access_key_id=str(self.settings["access-key-secret"]),
-                aws_secret_access_key=str(self.settings["secret-key-secret"]),
-                region_name=str(self.settings.get("region") or "us-east-1"),
+                aws_access_key_id=self.options.access_key,
+                aws_secret_access_key=self.options.secret_key,
+                region_name=self.options.region or "us-east-1",
             )
             # Every connection (to the endpoint, or wherever S3 itself sends the client) is judged by the
             # policy when it is made, on aiobotocore's aiohttp session with the policy's connector.
@@ -54,10 +58,10 @@ class S3Destination(Destination):
     async def deliver(self, job: Job) -> int:
         async with self._lock:
             client = await self._s3()
-        prefix = str(self.settings.get("prefix", ""))
+        prefix = self.options.prefix
         keys = [target_path(prefix, file.name) for file in job.files]
         for file, key in zip(job.files, keys, strict=True):
-            await upload(client, str(self.settings["bucket"]), key, file)
+            await upload(client, self.options.bucket, key, file)
         return job.total_bytes
 
     async def close(self) -> None:

@@ -7,21 +7,25 @@ import asyncio
 import contextlib
 import posixpath
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import asyncssh
 
 from service.delivery_errors import TransientDeliveryError
 from service.destinations.base import Destination, Job, checked_name, target_path
+from service.destinations.options import SftpOptions
 from service.netpolicy import NetPolicy, RefusedDestination, check_host
 
 SFTP_BLOCK = 64 * 1024
 SFTP_REQUESTS = 16
 
 
-class SftpDestination(Destination):
-    def __init__(self, settings: dict[str, Any], policy: NetPolicy, timeout: float) -> None:
-        super().__init__(settings, policy)
+class SftpDestination(Destination[SftpOptions]):
+    options_model = SftpOptions
+
+    def __init__(self, options: Mapping[str, Any], policy: NetPolicy, timeout: float) -> None:
+        super().__init__(options, policy)
         self.timeout = timeout
         self._connection: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
@@ -30,28 +34,28 @@ class SftpDestination(Destination):
     async def _client(self) -> asyncssh.SFTPClient:
         if self._sftp is not None and self._connection is not None and not self._connection.is_closed():
             return self._sftp
-        s = self.settings
-        host, port = str(s["host"]), int(s.get("port", 22))
+        o = self.options
+        host, port = o.host, o.port
         # Fail early like every destination, then connect to an address the policy judged for this
         # connection, never to another answer for the name.
         await check_host(host, port, self.policy)
         addresses = await self.policy.addresses(host, port)
-        host_key = asyncssh.import_public_key(str(s["host-key"]))
-        options: dict[str, Any] = {"username": str(s["username"]), "known_hosts": ([host_key], [], [])}
-        if "private-key-secure" in s:
-            options["client_keys"] = [asyncssh.import_private_key(str(s["private-key-secure"]))]
+        host_key = asyncssh.import_public_key(o.host_key)
+        login: dict[str, Any] = {"username": o.username, "known_hosts": ([host_key], [], [])}
+        if o.private_key is not None:
+            login["client_keys"] = [asyncssh.import_private_key(o.private_key)]
         else:
-            options["client_keys"] = None
-        if "password-secure" in s:
-            options["password"] = str(s["password-secure"])
+            login["client_keys"] = None
+        if o.password is not None:
+            login["password"] = o.password
         self._connection = await asyncio.wait_for(
-            connect_first(addresses, port, connect_timeout=self.timeout, **options), self.timeout
+            connect_first(addresses, port, connect_timeout=self.timeout, **login), self.timeout
         )
         self._sftp = await self._connection.start_sftp_client()
         return self._sftp
 
     async def deliver(self, job: Job) -> int:
-        folder = str(self.settings.get("directory", "")).strip("/") or "."
+        folder = self.options.directory.strip("/") or "."
         finals = [target_path(folder if folder != "." else "", checked_name(file.name)) for file in job.files]
         async with self._lock:
             try:

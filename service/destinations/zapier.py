@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ import orjson
 
 from service.delivery_errors import PermanentDeliveryError, TransientDeliveryError
 from service.destinations.base import Destination, Job
+from service.destinations.options import ZapierOptions
 from service.netpolicy import NetPolicy, RefusedDestination, check_url
 from service.planning.payloads import webhook_signature, zapier_payload
 from service.planning.retry_policy import is_permanent_http_status, parse_retry_after
@@ -20,18 +22,19 @@ from service.secrets import redact_url
 MAX_ANSWER_BYTES = 64 * 1024
 
 
-class ZapierDestination(Destination):
+class ZapierDestination(Destination[ZapierOptions]):
     needs_files = False
+    options_model = ZapierOptions
 
     def __init__(
-        self, settings: dict[str, Any], policy: NetPolicy, client: httpx.AsyncClient, *, allow_http: bool
+        self, options: Mapping[str, Any], policy: NetPolicy, client: httpx.AsyncClient, *, allow_http: bool
     ) -> None:
-        super().__init__(settings, policy)
+        super().__init__(options, policy)
         self.client = client
         self.allow_http = allow_http
 
     async def deliver(self, job: Job) -> int:
-        url = str(self.settings["hook-url"])
+        url = self.options.hook_url
         # Checked here too: the URL is encrypted on the topic, where validation cannot read it.
         if url.startswith("http://") and not self.allow_http:
             raise RefusedDestination(f"Zapier: {redact_url(url)} is plain http; hooks must be https")
@@ -41,9 +44,9 @@ class ZapierDestination(Destination):
         # The delivery id is the webhook id: unchanged across retries, so the receiver can deduplicate.
         headers = {"content-type": "application/json", "webhook-id": job.command.deliveryId}
         headers["webhook-timestamp"] = str(timestamp)
-        secret = self.settings.get("signing-secret")
+        secret = self.options.signing_secret
         if secret:
-            headers["webhook-signature"] = webhook_signature(str(secret), job.command.deliveryId, timestamp, body)
+            headers["webhook-signature"] = webhook_signature(secret, job.command.deliveryId, timestamp, body)
         async with self.client.stream("POST", url, content=body, headers=headers) as response:
             await read_capped(response, MAX_ANSWER_BYTES)
         status = response.status_code

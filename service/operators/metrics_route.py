@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service import metrics
 from service.app import app, settings
 from service.health import longest_block, noticed
-from service.operators.health import ready_problems
+from service.operators.probes import ready_problems
 
 log = logging.getLogger(__name__)
 

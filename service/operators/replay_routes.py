@@ -10,15 +10,15 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from faust import web
 
 from service import metrics
 from service.app import app, catalog, settings
-from service.operators.api import Refused, guarded
+from service.operators.auth import with_scope
 from service.operators.replay import redrive, replay
+from service.operators.request_checks import Refused, json_object
 from service.planning.replay import BadRequest, RedriveFilter, ReplayFilter, Window, parse_when
-from service.streams.configs import integrations_view
+from service.streams.state.live_views import integrations_view
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,8 @@ REDRIVE_FIELDS = {"tenant", "integrationId", "since", "until", "errorContains", 
 
 
 def json_body(raw: bytes, allowed: set[str]) -> dict[str, Any]:
-    try:
-        body = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise Refused(400, f"the body is not JSON: {exc.msg}") from exc
-    if not isinstance(body, dict):
-        raise Refused(400, "the body must be a JSON object")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise Refused(400, f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    """The body as a JSON object of allowed fields, each of its kind (see field_kind), or Refused (400)."""
+    body = json_object(raw, allowed)
     for name, value in body.items():
         kind = field_kind(name)
         if (value is not None and not isinstance(value, FIELD_TYPES[kind])) or (
@@ -131,7 +124,7 @@ class Replays(web.View):
             log.info("replay run", extra={"replay": tally.id, "topic": chosen.topic, **tally.as_dict()})
             return self.json({"topic": chosen.topic, **tally.as_dict()})
 
-        return await guarded(self, request, "operate", handle)
+        return await with_scope(self, request, "operate", handle)
 
 
 @app.page("/v1/redrives")
@@ -146,4 +139,4 @@ class Redrives(web.View):
             log.info("redrive run", extra={"redrive": tally.id, **tally.as_dict()})
             return self.json(tally.as_dict())
 
-        return await guarded(self, request, "operate", handle)
+        return await with_scope(self, request, "operate", handle)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from service.catalog import Catalog
+from service.contracts import TriggerMode
 from service.kafka_admin import broker_answers, client_options
 from service.settings import Settings
 from service.validation import TRIGGER, Rejected, parse_event
@@ -43,20 +44,10 @@ def trigger_document(
     return {k: v for k, v in doc.items() if v is not None}
 
 
-async def publish_trigger(
-    settings: Settings,
-    catalog: Catalog,
-    tenant: str,
-    recipe_id: str | None,
-    order_id: str | None,
-    order_number: str | None,
-    integration_id: str | None,
-    requested_by: str,
-    mode: str = "all",
-) -> str:
-    """Validate with the same contract the worker applies, then publish; returns the triggerId."""
-    doc = trigger_document(tenant, recipe_id, order_id, order_number, integration_id, requested_by, datetime.now(UTC))
-    doc["mode"] = mode
+async def publish_trigger(settings: Settings, catalog: Catalog, doc: dict[str, Any], mode: TriggerMode) -> str:
+    """Validate a trigger document (`trigger_document`) in `mode` with the same contract the worker
+    applies, then publish; returns the triggerId."""
+    doc = {**doc, "mode": mode}
     raw = orjson.dumps(doc)
     key = str(doc.get(TRIGGER.key_field(doc), "")).encode()
     checked = parse_event(TRIGGER, key, raw, schemas_dir=settings.schemas_dir, max_bytes=settings.max_event_bytes)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from service.contracts import DeliveryCommand, DeliveryFile, EventType, Integration, OrderLink, RecipeEvent
 from service.planning.naming import delivery_names, file_prefix
+from service.planning.view_keys import view_key
 
 
 def delivery_id(event_id: str, recipe_id: str, integration_id: str) -> str:
@@ -77,7 +78,7 @@ def recipe_commands(
     )
 
 
-def commands_for_link(
+def link_commands_with_files(
     link: OrderLink, integrations: list[Integration], now: datetime, *, files: list[DeliveryFile], replay: str | None
 ) -> list[DeliveryCommand]:
     """An order line's or a manual trigger's commands, with these files."""
@@ -102,9 +103,9 @@ def link_commands(
 ) -> list[DeliveryCommand]:
     """An order line or a manual trigger, joined to its recipe (same recipe id, same tenant)."""
     files = delivery_files(recipe, file_prefix(recipe.recipeId, link.orderId, link.orderNumber))
-    return commands_for_link(link, integrations, now, files=files, replay=link.replay)
+    return link_commands_with_files(link, integrations, now, files=files, replay=link.replay)
 
 
 def delivery_key(command: DeliveryCommand) -> str:
     """Kafka key of a delivery: one order's deliveries share the orders topic's partition."""
-    return command.orderId or command.recipeId
+    return view_key(command.orderId, command.recipeId)

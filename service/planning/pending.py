@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from service.contracts import DeliveryCommand, Integration, OrderLink
-from service.planning.commands import commands_for_link
+from service.planning.commands import link_commands_with_files
 
 EXPIRED = "expired: the recipe never arrived"
 SWEEP = "sweep"  # the marker of a sweep request on order-links (not a link)
@@ -66,4 +66,4 @@ def split_expired(
 def expired_commands(link: OrderLink, integrations: list[Integration], now: datetime) -> list[DeliveryCommand]:
     """The deliveries an expired link would have caused, as failed commands (no files: there is no
     recipe to name them from), for the failure path and its notifications."""
-    return commands_for_link(link, integrations, now, files=[], replay=None)
+    return link_commands_with_files(link, integrations, now, files=[], replay=None)

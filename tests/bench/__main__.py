@@ -32,8 +32,8 @@ from tests.bench.bench_restart import bench_restart
 from tests.bench.bench_throughput import bench_scaleout, bench_throughput
 from tests.bench.bench_waiting_retries import bench_waiting_retries
 from tests.bench.harness import Bench, Row, Sizes, table
+from tests.deployments import load_local_kafka
 from tests.servers import start_destinations, stop_destinations
-from tests.support import load_local_kafka
 
 BENCHMARKS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "throughput": bench_throughput,

@@ -27,7 +27,8 @@ from tests.bench.harness import (
     total_end,
     warmed_local_tenant,
 )
-from tests.support import Deployment, order_event, unique
+from tests.deployments import Deployment
+from tests.events import order_event, unique
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -131,7 +132,11 @@ async def latency_at(bench: Bench, deployment: Deployment, worker: Any, rate: fl
     bare: list[tuple[float, float]] = []
     growth: list[float] = []
     for run in range(bench.sizes.runs):
-        s = await service_run(bench, deployment, [worker], count, rate)
+        spies = bench.profile([worker], f"latency-{rate:.0f}-run{run + 1}") if run == 0 else []
+        try:
+            s = await service_run(bench, deployment, [worker], count, rate)
+        finally:
+            bench.end_profile(spies)
         b = await bare_run(bench, count, rate)
         service.append((percentile(s, 50), percentile(s, 99)))
         bare.append((percentile(b, 50), percentile(b, 99)))

@@ -15,8 +15,10 @@ from typing import Any
 import psutil
 
 from tests.bench.harness import Bench, Row, median
-from tests.integration.test_destinations import integration, make_bucket, s3_client, s3_settings, sftp_settings
-from tests.support import Deployment, Worker, configure, order_event, recipe_event, unique
+from tests.deployments import Deployment, Worker, configure
+from tests.events import order_event, recipe_event, unique
+from tests.integrations import integration, s3_settings, sftp_settings
+from tests.stores import make_bucket, s3_client
 
 BUDGET_MIB = 64
 

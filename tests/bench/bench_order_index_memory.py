@@ -1,5 +1,5 @@
 """How much memory the order-number index costs a worker: every worker keeps the whole index
-(`streams/views.py`), so it must stay small at a million orders (target: under 200 MB).
+(`streams/state/topic_views.py`), so it must stay small at a million orders (target: under 200 MB).
 
     .venv/bin/python tests/bench/bench_order_index_memory.py [ORDERS]
 
@@ -16,8 +16,8 @@ import orjson
 import psutil
 
 from service.planning.links import order_number_key
-from service.streams.configs import _order_id
-from service.streams.views import TopicView
+from service.streams.state.live_views import _order_id
+from service.streams.state.topic_views import TopicView
 
 
 def rss() -> int:

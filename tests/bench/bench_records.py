@@ -20,7 +20,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from service.kafka_admin import end_offsets
 from tests.bench.harness import Bench, Row, poll_until, produce_all, raw_feed_and_orders_hook
-from tests.support import Deployment, order_event, recipe_event
+from tests.deployments import Deployment
+from tests.events import order_event, recipe_event
 
 INPUTS = ("recipes", "orders")
 VIEWS = ("integrations", "order-index")  # read whole by every worker, outside the group

@@ -24,7 +24,8 @@ from aiokafka.partitioner import murmur2
 
 from service.catalog import changelog_name
 from tests.bench.harness import Bench, Row, median, runs_text
-from tests.support import ROOT, Deployment, Worker, recipe_event, unique
+from tests.deployments import ROOT, Deployment, Worker
+from tests.events import recipe_event, unique
 
 
 async def fill_changelog(bench: Bench, topic: str, count: int) -> None:

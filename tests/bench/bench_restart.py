@@ -29,12 +29,9 @@ from aiokafka import AIOKafkaProducer
 from service.settings import Settings
 from tests.bench.bench_latency import paced
 from tests.bench.harness import Bench, Row, median, total_end, warmed_local_tenant
-from tests.support import (
-    Deployment,
-    Worker,
-    order_event,
-    wait_for,
-)
+from tests.deployments import Deployment, Worker
+from tests.events import order_event
+from tests.waiting import wait_for
 
 SESSION_TIMEOUT = Settings.model_fields["broker_session_timeout_seconds"].default  # 60 s, the production default
 KILL_AT = 0.4  # of the run's seconds

@@ -37,17 +37,9 @@ from tests.bench.harness import (
     runs_text,
     total_end,
 )
-from tests.support import (
-    ROOT,
-    Deployment,
-    Worker,
-    integration,
-    order_event,
-    put_integration,
-    recipe_event,
-    unique,
-    worker_knows,
-)
+from tests.deployments import ROOT, Deployment, Worker, put_integration, worker_knows
+from tests.events import order_event, recipe_event, unique
+from tests.integrations import integration
 
 HOOK_SECONDS = 0.2  # how long each P6 hook holds its answer
 BARE_POST_CONCURRENCY = 8  # the bare client's POSTs at once, and the P1 hook integration's

@@ -20,7 +20,9 @@ import psutil
 
 from tests.bench.bench_latency import percentile
 from tests.bench.harness import Bench, Row, produce_all, total_end
-from tests.support import configure, hook_integration, unique
+from tests.deployments import configure
+from tests.events import unique
+from tests.integrations import hook_integration
 
 BUDGET_MIB = 64
 DUE_INTEGRATIONS = 10

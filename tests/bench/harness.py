@@ -25,17 +25,10 @@ from aiokafka.structs import TopicPartition
 from cryptography.fernet import Fernet
 
 from service.kafka_admin import end_offsets
+from tests.deployments import Deployment, Worker, configure
+from tests.events import order_event, recipe_with_assets, unique
+from tests.integrations import hook_integration, local_integration
 from tests.servers import Destinations
-from tests.support import (
-    Deployment,
-    Worker,
-    configure,
-    hook_integration,
-    local_integration,
-    order_event,
-    recipe_with_assets,
-    unique,
-)
 
 
 @dataclass

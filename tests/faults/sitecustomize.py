@@ -13,9 +13,9 @@ _poison = os.environ.get("TEST_FAULT_POISON_KEY")
 _block = os.environ.get("TEST_FAULT_BLOCK_KEY")
 
 if _poison or _block:
-    from service.streams import views
+    from service.streams.state import topic_views
 
-    _apply = views.TopicView.apply
+    _apply = topic_views.TopicView.apply
 
     def _faulty_apply(self, key, value):
         if _block and key == _block.encode():
@@ -24,7 +24,7 @@ if _poison or _block:
             raise RuntimeError("a record this view cannot read (test fault)")
         return _apply(self, key, value)
 
-    views.TopicView.apply = _faulty_apply
+    topic_views.TopicView.apply = _faulty_apply
 
 if os.environ.get("TEST_FAULT_HOLD_STALE_FETCH"):
     # A fetch that was waiting when the group began to rebalance goes on waiting across it, as

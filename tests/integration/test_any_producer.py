@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import (
-    configure,
-    crc32_partition,
-    hook_integration,
-    murmur2_partition,
-    order_event,
-    recipe_event,
-    unique,
-)
+from tests.deployments import configure
+from tests.events import order_event, recipe_event, unique
+from tests.integrations import hook_integration
+from tests.partitioning import crc32_partition, murmur2_partition
 
 pytestmark = pytest.mark.integration
 

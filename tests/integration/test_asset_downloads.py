@@ -105,13 +105,6 @@ async def slow_host() -> AsyncIterator[SlowAssetHost]:
     await host.stop()
 
 
-@pytest.fixture(scope="module")
-async def assets() -> AsyncIterator[HttpServers]:
-    servers = await HttpServers(free_port()).start()
-    yield servers
-    await servers.stop()
-
-
 @pytest.fixture
 async def fetcher(slow_host: SlowAssetHost, assets: HttpServers) -> AsyncIterator[AssetFetcher]:
     hosts = frozenset({f"127.0.0.1:{slow_host.port}", f"127.0.0.1:{assets.port}"})

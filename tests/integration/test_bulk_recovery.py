@@ -18,8 +18,8 @@ from rocksdict import AccessType, Options, Rdict
 from service.bulk_recovery import OFFSET_KEY
 from service.catalog import changelog_name
 from service.kafka_admin import end_offsets
-from tests.conftest import new_deployment
-from tests.support import Deployment, Worker, recipe_event, unique
+from tests.deployments import Deployment, Worker, new_deployment
+from tests.events import recipe_event, unique
 
 pytestmark = pytest.mark.integration
 

@@ -15,20 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import new_deployment
-from tests.support import (
-    Worker,
-    configure,
-    hook_integration,
-    keys_in_one_partition,
-    local_integration,
-    of_tenant,
-    order_event,
-    recipe_event,
-    recipe_with_assets,
-    unique,
-    wait_for,
-)
+from tests.deployments import Worker, configure, new_deployment
+from tests.events import of_tenant, order_event, recipe_event, recipe_with_assets, unique
+from tests.integrations import hook_integration, local_integration
+from tests.partitioning import keys_in_one_partition
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -12,22 +12,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from cryptography.fernet import Fernet
 
-from tests.conftest import new_deployment
+from tests.deployments import OUTBOUND, Worker, configure, new_deployment
+from tests.events import of_tenant, order_event, recipe_event, recipe_with_assets, unique
+from tests.integrations import hook_integration, integration, sftp_settings
 from tests.servers import Inbox, ShortWritingSftpServer, free_port
-from tests.support import (
-    OUTBOUND,
-    Worker,
-    configure,
-    hook_integration,
-    integration,
-    of_tenant,
-    order_event,
-    recipe_event,
-    recipe_with_assets,
-    sftp_settings,
-    unique,
-    wait_for,
-)
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import asyncssh
 import orjson
 import psutil
 import pytest
-from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-from azure.storage.blob.aio import BlobServiceClient
 from standardwebhooks.webhooks import Webhook
 
+from tests.deployments import configure
+from tests.events import order_event, recipe_event, recipe_with_assets, unique
 from tests.files import big_prefix
-from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY
-from tests.support import (
-    configure,
-    integration,
-    make_bucket,
-    order_event,
-    recipe_event,
-    recipe_with_assets,
-    s3_client,
-    s3_settings,
-    sftp_settings,
-    unique,
-    wait_for,
-)
+from tests.integrations import azure_settings, integration, s3_settings, sftp_settings
+from tests.stores import azure_blobs, make_bucket, s3_client, s3_objects
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,52 +25,6 @@ SIGNING_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef"
 
 def order_name(order, recipe, name, ext):
     return f"{order['orderNumber']}_ID_{order['orderId']}_R_{recipe['recipeId']}_{name}.{ext}"
-
-
-async def s3_objects(destinations, bucket):
-    async with s3_client(destinations) as s3:
-        listed = await s3.list_objects_v2(Bucket=bucket)
-        found = {}
-        for item in listed.get("Contents", []):
-            obj = await s3.get_object(Bucket=bucket, Key=item["Key"])
-            found[item["Key"]] = (await obj["Body"].read(), obj["ContentType"])
-        return found
-
-
-def account_connection(destinations):
-    """The emulator account's own key: only the test uses it, to set up and to check."""
-    return (
-        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-        f"BlobEndpoint={destinations.azure_blob_endpoint};"
-    )
-
-
-async def azure_settings(destinations, container):
-    account_url = destinations.azure_blob_endpoint
-    async with BlobServiceClient.from_connection_string(account_connection(destinations)) as service:
-        await service.create_container(container)
-    sas = generate_container_sas(
-        AZURITE_ACCOUNT,
-        container,
-        account_key=AZURITE_KEY,
-        permission=ContainerSasPermissions(write=True, create=True, read=True, list=True),
-        expiry=datetime.now(UTC) + timedelta(hours=2),
-    )
-    return {
-        "connection-string-secure": f"BlobEndpoint={account_url};SharedAccessSignature={sas}",
-        "container": container,
-        "prefix": "orders",
-    }
-
-
-async def azure_blobs(destinations, container):
-    async with BlobServiceClient.from_connection_string(account_connection(destinations)) as service:
-        container_client = service.get_container_client(container)
-        found = {}
-        async for blob in container_client.list_blobs():
-            data = await (await container_client.download_blob(blob.name)).readall()
-            found[blob.name] = (data, blob.content_settings.content_type)
-        return found
 
 
 async def wait_results(deployment, delivery_filter, count, timeout=90):

@@ -13,7 +13,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from service.faust_fixes import ActiveOnlyConsumerThread
-from tests.support import unique, wait_for
+from tests.events import unique
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from service.catalog import load_catalog
 from service.settings import Settings
-from tests.conftest import new_deployment
-from tests.support import OUTBOUND, configure, local_integration, recipe_event, unique
+from tests.deployments import OUTBOUND, configure, new_deployment
+from tests.events import recipe_event, unique
+from tests.integrations import local_integration
 
 pytestmark = pytest.mark.integration
 

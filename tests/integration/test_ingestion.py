@@ -8,18 +8,10 @@ import random
 import orjson
 import pytest
 
-from tests.conftest import new_deployment
-from tests.support import (
-    Worker,
-    configure,
-    example,
-    local_integration,
-    malformed,
-    order_event,
-    put_integration,
-    recipe_event,
-    unique,
-)
+from tests.deployments import Worker, configure, new_deployment, put_integration
+from tests.events import example, malformed, order_event, recipe_event, unique
+from tests.integrations import local_integration
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -89,8 +81,6 @@ async def test_disable_enable_and_delete_reach_the_worker(deployment, worker):
         async with worker.api() as api:
             found = [i for i in (await api.get("/v1/integrations")).json()["integrations"] if i["id"] == doc["id"]]
         return found[0]["enabled"] if found else None
-
-    from tests.support import wait_for
 
     await wait_for(lambda: _is(state(), False), 60, "integration disabled")
     assert doc["id"] in deployment.cli("integrations", "list").stdout

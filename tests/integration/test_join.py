@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import configure, local_integration, order_event, recipe_event, unique
+from tests.deployments import configure
+from tests.events import order_event, recipe_event, unique
+from tests.integrations import local_integration
 
 pytestmark = pytest.mark.integration
 

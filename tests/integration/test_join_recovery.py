@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import new_deployment
-from tests.support import Worker, configure, example, local_integration, order_event, recipe_event, unique
+from tests.deployments import Worker, configure, new_deployment
+from tests.events import example, order_event, recipe_event, unique
+from tests.integrations import local_integration
 
 pytestmark = pytest.mark.integration
 

@@ -9,17 +9,10 @@ import httpx
 import pytest
 
 from service.kafka_admin import end_offsets
-from tests.conftest import new_deployment
-from tests.support import (
-    Deployment,
-    Worker,
-    configure,
-    local_integration,
-    order_event,
-    recipe_with_assets,
-    unique,
-    wait_for,
-)
+from tests.deployments import Deployment, Worker, configure, new_deployment
+from tests.events import order_event, recipe_with_assets, unique
+from tests.integrations import integration, local_integration
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -76,14 +69,9 @@ async def until_answer(worker: Worker, path: str, accept, what: str, timeout: fl
 
 
 def hook_of(destinations, tenant: str) -> dict[str, Any]:
-    return {
-        "id": unique(f"{tenant}-hook-"),
-        "tenant": tenant,
-        "type": "zapier",
-        "enabled": True,
-        "events": ["order.created"],
-        "settings": {"hook-url": f"{destinations.http.base}/hook/{tenant}"},
-    }
+    return integration(
+        tenant, "zapier", {"hook-url": f"{destinations.http.base}/hook/{tenant}"}, id=unique(f"{tenant}-hook-")
+    )
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.support import configure, local_integration, order_event, recipe_with_assets, unique, wait_for
+from tests.deployments import configure
+from tests.events import order_event, recipe_with_assets, unique
+from tests.integrations import integration, local_integration
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +36,9 @@ async def test_sign_in_find_an_order_and_trigger_its_failed_integration(
     deployment, worker, destinations, browser, tmp_path
 ):
     tenant = unique("page")
-    hook: dict[str, Any] = {
-        "id": unique(f"{tenant}-hook-"),
-        "tenant": tenant,
-        "type": "zapier",
-        "enabled": True,
-        "events": ["order.created"],
-        "settings": {"hook-url": f"{destinations.http.base}/hook/{tenant}"},
-    }
+    hook = integration(
+        tenant, "zapier", {"hook-url": f"{destinations.http.base}/hook/{tenant}"}, id=unique(f"{tenant}-hook-")
+    )
     folder = local_integration(tenant, ["order.created"])
     await configure(deployment, [worker], hook)
     await configure(deployment, [worker], folder)

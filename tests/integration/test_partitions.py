@@ -8,17 +8,9 @@ from aiokafka import AIOKafkaConsumer
 from service.catalog import load_catalog
 from service.kafka_admin import topic_partitions
 from service.settings import Settings
-from tests.conftest import new_deployment
-from tests.support import (
-    Deployment,
-    Worker,
-    configure,
-    local_integration,
-    of_tenant,
-    order_event,
-    recipe_with_assets,
-    unique,
-)
+from tests.deployments import Deployment, Worker, configure, new_deployment
+from tests.events import of_tenant, order_event, recipe_with_assets, unique
+from tests.integrations import local_integration
 
 pytestmark = pytest.mark.integration
 

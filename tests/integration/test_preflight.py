@@ -13,19 +13,13 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.deployments import configure, worker_knows
+from tests.events import recipe_event, unique
 from tests.files import BAD_FILES, MiB, big_digest, good_file
+from tests.integrations import integration, s3_settings
 from tests.security.test_bounded_inputs import reset_peak, status
-from tests.support import (
-    configure,
-    integration,
-    make_bucket,
-    recipe_event,
-    s3_client,
-    s3_settings,
-    unique,
-    wait_for,
-    worker_knows,
-)
+from tests.stores import make_bucket, s3_client
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.broker_view import assert_nothing_skipped_below_commits
-from tests.conftest import new_deployment
-from tests.support import Worker, answers_ready, order_event, unique, wait_for
+from tests.deployments import Worker, answers_ready, new_deployment
+from tests.events import order_event, unique
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 # Joins and leaves until a fetch from before a rebalance returns during the seek (timing decides when;

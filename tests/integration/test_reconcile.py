@@ -12,20 +12,10 @@ import orjson
 import pytest
 from azure.storage.blob.aio import BlobServiceClient
 
-from tests.integration.test_destinations import account_connection, azure_settings
-from tests.support import (
-    OUTBOUND,
-    configure,
-    integration,
-    local_integration,
-    make_bucket,
-    put_integration,
-    recipe_with_assets,
-    s3_client,
-    s3_settings,
-    sftp_settings,
-    unique,
-)
+from tests.deployments import OUTBOUND, configure, put_integration
+from tests.events import recipe_with_assets, unique
+from tests.integrations import azure_settings, integration, local_integration, s3_settings, sftp_settings
+from tests.stores import account_connection, make_bucket, s3_client
 
 pytestmark = pytest.mark.integration
 

@@ -7,18 +7,10 @@ from datetime import UTC, datetime, timedelta
 import asyncssh
 import pytest
 
-from tests.integration.test_destinations import integration, sftp_settings
-from tests.support import (
-    configure,
-    hook_integration,
-    local_integration,
-    order_event,
-    recipe_event,
-    recipe_with_assets,
-    unique,
-    wait_for,
-    worker_knows,
-)
+from tests.deployments import configure, worker_knows
+from tests.events import order_event, recipe_event, recipe_with_assets, unique
+from tests.integrations import hook_integration, integration, local_integration, sftp_settings
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -7,18 +7,10 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import new_deployment
-from tests.support import (
-    Worker,
-    configure,
-    hook_integration,
-    of_tenant,
-    order_event,
-    recipe_event,
-    recipe_with_assets,
-    unique,
-    wait_for,
-)
+from tests.deployments import Worker, configure, new_deployment
+from tests.events import of_tenant, order_event, recipe_event, recipe_with_assets, unique
+from tests.integrations import hook_integration, integration
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -88,16 +80,10 @@ async def test_a_refused_destination_fails_at_once_without_retries(deployment, w
 
 async def test_an_email_integration_sends_no_success_notification(deployment, worker, destinations):
     tenant = unique("mail")
-    integration = {
-        "id": unique(f"{tenant}-email-"),
-        "tenant": tenant,
-        "type": "email",
-        "enabled": True,
-        "events": ["order.created"],
-        "successNotificationList": f"ok-{tenant}@ops.example",
-        "settings": {"to": f"shop-{tenant}@factory.example"},
-    }
-    await configure(deployment, [worker], integration)
+    mail = integration(
+        tenant, "email", {"to": f"shop-{tenant}@factory.example"}, successNotificationList=f"ok-{tenant}@ops.example"
+    )
+    await configure(deployment, [worker], mail)
     # A hook integration of the same tenant, delivered after the e-mail, proves notifications flowed.
     hook = hook_integration(destinations, tenant)
     await configure(deployment, [worker], hook)
@@ -109,7 +95,7 @@ async def test_an_email_integration_sends_no_success_notification(deployment, wo
     assert len(inbox.to(f"shop-{tenant}@factory.example")) == 1
     [only] = inbox.to(f"ok-{tenant}@ops.example")
     # The notice names the integration it is about: the hook's, never the e-mail one's.
-    assert hook["id"] in only["Subject"] and integration["id"] not in only["Subject"]
+    assert hook["id"] in only["Subject"] and mail["id"] not in only["Subject"]
 
 
 async def test_a_slow_failing_destination_does_not_hold_up_healthy_ones(deployment, worker, destinations):

@@ -11,22 +11,17 @@ import signal
 import pytest
 
 from tests.broker_view import group_state
-from tests.conftest import new_deployment
-from tests.support import (
-    Worker,
-    configure,
-    local_integration,
-    of_tenant,
-    order_event,
-    recipe_with_assets,
-    unique,
-    wait_for,
-)
+from tests.deployments import Worker, configure, new_deployment
+from tests.events import of_tenant, order_event, recipe_with_assets, unique
+from tests.integrations import local_integration
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 ASSIGNED = "Executing _on_partitions_assigned"
 BACK_WITHIN = 30.0  # seconds: half the session timeout
+PREVIOUS_URL = "the assignment it had at its previous URL"
+ROUNDS = 3
 
 
 def assignments(worker: Worker) -> int:
@@ -76,12 +71,21 @@ async def test_a_static_member_back_at_another_address_serves_its_own_partitions
     forwarded to the address it no longer has."""
     deployment = new_deployment(kafka, **destinations.worker_env())
     tenant = unique("su")
-    first = await Worker(deployment, "one", OUTBOUND_INSTANCE_ID="worker-0").start().ready()
-    first.stop(signal.SIGKILL)
-    moved = Worker(deployment, "one", OUTBOUND_INSTANCE_ID="worker-0").start()
+    moved = await Worker(deployment, "one", OUTBOUND_INSTANCE_ID="worker-0").start().ready()
     try:
-        await moved.ready(BACK_WITHIN)
-        assert moved.port != first.port
+        # The broker hands a rejoining static member its old assignment when the group is stable;
+        # when the kill lands while the group is still settling it runs a rebalance instead (seen on
+        # a loaded machine), and the old URL never comes back: the case is tried again.
+        for _ in range(ROUNDS):
+            first, seen = moved, moved.log.read_text().count(PREVIOUS_URL)
+            first.stop(signal.SIGKILL)
+            moved = Worker(deployment, "one", OUTBOUND_INSTANCE_ID="worker-0").start()
+            await moved.ready(BACK_WITHIN)
+            assert moved.port != first.port
+            if moved.log.read_text().count(PREVIOUS_URL) > seen:
+                break
+        else:
+            pytest.fail(f"the group never handed back the old assignment in {ROUNDS} restarts")
         await configure(deployment, [moved], local_integration(tenant, ["order.created"]))
         recipe, _ = recipe_with_assets(destinations, tenant)
         order = order_event(tenant, [recipe["recipeId"]])
@@ -101,7 +105,6 @@ async def test_a_static_member_back_at_another_address_serves_its_own_partitions
             await wait_for(status_here, 30, "the order's status from the worker that owns it")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; last answers: {answers[-3:]}") from None
-        assert "previous URL" in moved.log.read_text()
         # Stopped, a static member stays in the group (no LeaveGroup): its partitions wait for it.
         moved.stop()
         assert (await group_state(deployment))[1] == 1

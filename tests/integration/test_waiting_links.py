@@ -8,8 +8,10 @@ import orjson
 import pytest
 
 from service.catalog import changelog_name
-from tests.conftest import new_deployment
-from tests.support import Worker, configure, hook_integration, order_event, recipe_event, unique, wait_for
+from tests.deployments import Worker, configure, new_deployment
+from tests.events import order_event, recipe_event, unique
+from tests.integrations import hook_integration
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

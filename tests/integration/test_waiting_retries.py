@@ -1,4 +1,4 @@
-"""Retries that wait hold nothing (`streams/retry.py`, `streams/waiting_room.py`), against the real broker:
+"""Retries that wait hold nothing (`streams/stages/retry.py`, `streams/state/waiting_room.py`), against the real broker:
 one tenant's retries waiting for a long Retry-After never delay another tenant's due retry, and a
 waiting retry holds no commit of its partition."""
 
@@ -9,18 +9,11 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import new_deployment
-from tests.support import (
-    Worker,
-    configure,
-    hook_integration,
-    keys_in_one_partition,
-    of_tenant,
-    order_event,
-    recipe_event,
-    unique,
-    wait_for,
-)
+from tests.deployments import Worker, configure, new_deployment
+from tests.events import of_tenant, order_event, recipe_event, unique
+from tests.integrations import hook_integration
+from tests.partitioning import keys_in_one_partition
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

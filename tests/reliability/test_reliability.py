@@ -28,29 +28,14 @@ import orjson
 import pytest
 
 from tests.broker_view import assert_nothing_skipped_below_commits, below_commits, group_state
-from tests.conftest import new_deployment
+from tests.deployments import Worker, answers_ready, configure, load_local_kafka, new_deployment
+from tests.events import malformed, order_event, recipe_event, unique
 from tests.files import good_file
+from tests.integrations import hook_integration, integration, local_integration, s3_settings, sftp_settings
 from tests.reliability.conftest import report
 from tests.servers import start_sftp
-from tests.support import (
-    Worker,
-    answers_ready,
-    configure,
-    hook_integration,
-    integration,
-    load_local_kafka,
-    local_integration,
-    make_bucket,
-    malformed,
-    order_event,
-    recipe_event,
-    s3_client,
-    s3_settings,
-    sftp_settings,
-    unique,
-    wait_for,
-    wait_for_progress,
-)
+from tests.stores import make_bucket, s3_client
+from tests.waiting import wait_for, wait_for_progress
 
 POLL = 1.0  # seconds between progress checks: counting thousands of files must not starve the worker
 

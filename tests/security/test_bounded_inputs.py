@@ -10,8 +10,10 @@ import pytest
 
 from service.destinations.zapier import MAX_ANSWER_BYTES
 from service.planning.payloads import header_text
-from tests.security.helpers import command, first_results, integration, publish_integrations, send_commands
-from tests.support import order_event, recipe_with_assets, unique, wait_for
+from tests.events import order_event, recipe_with_assets, unique
+from tests.integrations import RAW_FEED, integration
+from tests.security.worker_inputs import command, first_results, publish_integrations, send_commands
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +43,7 @@ async def test_email_over_the_limit_fails_for_good_and_a_1_gib_file_does_not_gro
     deployment, worker, destinations
 ):
     tenant = unique("big")
-    mail = integration(tenant, "email", {"to": f"{tenant}@factory.example"})
+    mail = integration(tenant, "email", {"to": f"{tenant}@factory.example"}, RAW_FEED)
     await publish_integrations(deployment, [worker], [mail])
     base = destinations.http.base
     # Declared too large (Content-Length), and 1 GiB streamed with no length: both stop at the limit.
@@ -63,7 +65,7 @@ async def test_email_over_the_limit_fails_for_good_and_a_1_gib_file_does_not_gro
 
 async def test_an_email_near_the_limit_is_streamed_not_held_in_memory(deployment, worker, destinations):
     tenant = unique("near")
-    mail = integration(tenant, "email", {"to": f"{tenant}@factory.example"})
+    mail = integration(tenant, "email", {"to": f"{tenant}@factory.example"}, RAW_FEED)
     await publish_integrations(deployment, [worker], [mail])
     sent = command(mail, [production_file(f"{destinations.http.base}/big/{19 * MiB}?as=dst", f"{tenant}-Front.dst")])
     assert worker.proc is not None
@@ -83,7 +85,10 @@ async def test_an_email_near_the_limit_is_streamed_not_held_in_memory(deployment
 async def test_an_order_number_with_line_breaks_still_delivers_by_email(deployment, worker, destinations):
     tenant = unique("crlf")
     mail = integration(
-        tenant, "email", {"to": f"{tenant}@factory.example", "subject-prefix": "[ACME]\u2028Bcc: x@evil.example"}
+        tenant,
+        "email",
+        {"to": f"{tenant}@factory.example", "subject-prefix": "[ACME]\u2028Bcc: x@evil.example"},
+        RAW_FEED,
     )
     mail["events"] = ["order.created"]
     await publish_integrations(deployment, [worker], [mail])
@@ -107,7 +112,7 @@ async def test_a_hook_answer_is_read_up_to_its_cap(deployment, worker, destinati
     tenant = unique("cap")
     name = f"{tenant}-endless"
     destinations.http.hook_bodies[name] = 50 * MiB
-    hook = integration(tenant, "zapier", {"hook-url": f"{destinations.http.base}/hook/{name}"})
+    hook = integration(tenant, "zapier", {"hook-url": f"{destinations.http.base}/hook/{name}"}, RAW_FEED)
     await publish_integrations(deployment, [worker], [hook])
     sent = command(hook)
     await send_commands(deployment, [sent])

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.security.conftest import LOOPBACK_NAME, Recorder, rebinding
-from tests.security.helpers import command, first_results, integration, publish_integrations, send_commands
-from tests.support import unique
+from tests.events import unique
+from tests.integrations import RAW_FEED, integration
+from tests.security.loopback import LOOPBACK_NAME, Recorder, rebinding
+from tests.security.worker_inputs import command, first_results, publish_integrations, send_commands
 
 pytestmark = pytest.mark.integration
 
@@ -57,11 +58,13 @@ async def test_every_destination_kind_is_refused_before_reaching_loopback(
 ):
     tenant = unique("s1")
     configs = {
-        (kind, host): integration(tenant, kind, settings_for(kind, host_for(kind, host), recorder.port, destinations))
+        (kind, host): integration(
+            tenant, kind, settings_for(kind, host_for(kind, host), recorder.port, destinations), RAW_FEED
+        )
         for kind in ("zapier", "sftp", "s3", "azure")
         for host in HOSTS
     }
-    local = integration(tenant, "local", {"directory": tenant})
+    local = integration(tenant, "local", {"directory": tenant}, RAW_FEED)
     await publish_integrations(strict_deployment, [strict_worker], [*configs.values(), local])
 
     asset_hosts = ("127.0.0.1", "localhost", "::1", LOOPBACK_NAME, rebinding("asset"))
@@ -111,7 +114,7 @@ async def test_a_redirect_to_the_metadata_address_is_not_followed(deployment, wo
     destinations.http.hook_statuses[metadata] = [(302, {"Location": "http://169.254.169.254/latest/meta-data/"}, 0)]
     destinations.http.hook_statuses[listener] = [(307, {"Location": f"http://127.0.0.1:{recorder.port}/x"}, 0)]
     hooks = [
-        integration(tenant, "zapier", {"hook-url": f"{destinations.http.base}/hook/{name}"})
+        integration(tenant, "zapier", {"hook-url": f"{destinations.http.base}/hook/{name}"}, RAW_FEED)
         for name in (metadata, listener)
     ]
     await publish_integrations(deployment, [worker], hooks)

@@ -21,10 +21,12 @@ from service.destinations.sftp import SftpDestination
 from service.netpolicy import NetPolicy
 from service.settings import Settings
 from service.smtp_relay import SmtpRelay
-from tests.integration.test_destinations import azure_blobs, azure_settings, make_bucket, s3_objects, s3_settings
-from tests.integration.test_destinations import sftp_settings as sftp_settings_for
-from tests.security.helpers import command, first_results, integration, publish_integrations, send_commands
-from tests.support import ROOT, unique
+from tests.deployments import ROOT
+from tests.events import unique
+from tests.integrations import RAW_FEED, azure_settings, integration, s3_settings
+from tests.integrations import sftp_settings as sftp_settings_for
+from tests.security.worker_inputs import command, first_results, publish_integrations, send_commands
+from tests.stores import azure_blobs, make_bucket, s3_objects
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +48,8 @@ def bad_names(marker: str) -> list[str]:
 
 
 def job_with(name: str, source: Path, type_: str) -> Job:
-    config = Integration.model_validate(integration("s2", type_, {}))
-    cmd = DeliveryCommand.model_validate(command(integration("s2", type_, {})))
+    config = Integration.model_validate(integration("s2", type_, {}, RAW_FEED))
+    cmd = DeliveryCommand.model_validate(command(integration("s2", type_, {}, RAW_FEED)))
     return Job(cmd, config, {}, [LocalFile(name, "text/plain", "", source, source.stat().st_size, "0" * 64)])
 
 
@@ -117,7 +119,7 @@ async def test_email_refuses_them_as_attachment_names(destinations, source: Path
 async def test_a_command_with_such_names_is_refused_before_download(deployment, worker, destinations):
     """Through the worker: the download spool is the first place a name is written, and it refuses."""
     tenant, marker = unique("s2w"), unique("m")
-    local = integration(tenant, "local", {"directory": tenant})
+    local = integration(tenant, "local", {"directory": tenant}, RAW_FEED)
     await publish_integrations(deployment, [worker], [local])
     url = destinations.http.add_asset(f"{marker}.txt", b"asset")
     commands = [

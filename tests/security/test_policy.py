@@ -12,7 +12,7 @@ from service.destinations.failures import classify_failure
 from service.netclients import PolicyNetworkBackend, PolicyTransport, policy_aiohttp_session, policy_http_client
 from service.netpolicy import NetPolicy, RefusedDestination, ScriptedLookup, check_url, is_public
 from service.settings import Settings
-from tests.security.conftest import PUBLIC, Recorder
+from tests.security.loopback import PUBLIC, Recorder
 
 NON_PUBLIC = [
     "0.0.0.0",

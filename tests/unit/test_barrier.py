@@ -1,4 +1,4 @@
-"""The worker's barrier (service/streams/barrier.py): no record is acknowledged before everything it
+"""The worker's barrier (service/streams/machinery/barrier.py): no record is acknowledged before everything it
 caused is acknowledged by the broker, and acknowledgements keep the order records were held in."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.streams.barrier import Barrier
-from service.streams.write_behind import RowCache
-from tests.support import FakeEvent as Event
-from tests.support import FakeMessage as Message
-from tests.support import fake_events as events
+from service.streams.machinery.barrier import Barrier
+from service.streams.machinery.row_cache import RowCache
+from tests.fakes import FakeEvent as Event
+from tests.fakes import FakeMessage as Message
+from tests.fakes import fake_events as events
 
 
 class Topic:

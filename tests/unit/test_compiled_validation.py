@@ -26,7 +26,7 @@ from service.validation import (
     parse_event,
     schema_reasons,
 )
-from tests.support import EXAMPLES, example
+from tests.events import EXAMPLES, example
 
 SCHEMAS = Settings().schemas_dir
 KINDS = {"recipe": RECIPE, "order": ORDER, "integration": INTEGRATION, "trigger": TRIGGER}

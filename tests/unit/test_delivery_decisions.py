@@ -19,23 +19,22 @@ from service.planning.retry_policy import (
     parse_retry_after,
     superseded,
 )
-from tests.support import example
+from tests.events import example
+from tests.integrations import integration
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def hook(**fields):
-    base = {
-        "id": "acme-hook",
-        "tenant": "acme",
-        "type": "zapier",
-        "enabled": True,
-        "events": ["order.created"],
-        "description": "ACME hook",
-        "successNotificationList": "ok@acme.example",
-        "failureNotificationList": "alerts@acme.example",
-        "settings": {"hook-url": "https://h.example/x"},
-    }
+    base = integration(
+        "acme",
+        "zapier",
+        {"hook-url": "https://h.example/x"},
+        id="acme-hook",
+        description="ACME hook",
+        successNotificationList="ok@acme.example",
+        failureNotificationList="alerts@acme.example",
+    )
     return Integration.model_validate({**base, **fields})
 
 

@@ -23,7 +23,7 @@ from service.netpolicy import (
     lookup_from_environment,
     system_lookup,
 )
-from tests.security.conftest import PUBLIC, Recorder
+from tests.security.loopback import PUBLIC, Recorder
 from tests.servers import HttpServers, free_port
 
 
@@ -33,13 +33,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-async def assets() -> AsyncIterator[HttpServers]:
-    servers = await HttpServers(free_port()).start()
-    yield servers
-    await servers.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 from faust.exceptions import NotReady
 
-from service.streams import concurrency, rejects
-from tests.support import FakeEvent, FakeMessage, fake_events, wait_for
+from service.streams.machinery import concurrency, rejects
+from tests.fakes import FakeEvent, FakeMessage, fake_events
+from tests.waiting import wait_for
 
 
 @pytest.fixture

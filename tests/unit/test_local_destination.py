@@ -1,4 +1,4 @@
-"""The local-directory destination copies a delivery's files in one thread call, each still written
+"""The local-directory destination copies (or links) a delivery's files in one thread call, each still written
 under a hidden temporary name and then renamed."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from service.contracts import DeliveryCommand, Integration
 from service.destinations.base import Job, LocalFile
 from service.destinations.local import LocalDestination
 from service.netpolicy import NetPolicy
-from tests.security.helpers import command, integration
+from tests.integrations import RAW_FEED, integration
+from tests.security.worker_inputs import command
 
 
 def job(spool: Path, names: list[str]) -> Job:
-    config = integration("acme", "local", {"directory": "acme/in"})
+    config = integration("acme", "local", {"directory": "acme/in"}, RAW_FEED)
     files = []
     for name in names:
         path = spool / name
@@ -64,3 +65,22 @@ async def test_a_failed_copy_leaves_no_temporary_file_and_no_partial_final_name(
         await destination.deliver(broken)
     assert sorted(p.name for p in folder.iterdir()) == ["999-r-0-Front.dst", "999-r-1-Back.dst"]
     assert (folder / "999-r-1-Back.dst").read_bytes() == b"the delivery before"  # never a short file
+
+
+async def test_on_the_spools_filesystem_a_file_is_linked_not_written_again(tmp_path: Path, spool: Path):
+    destination = LocalDestination({"directory": "acme/in"}, NetPolicy(True), tmp_path / "root")
+    await destination.deliver(job(spool, ["999-r-0-Front.dst"]))
+    delivered = tmp_path / "root" / "acme" / "in" / "999-r-0-Front.dst"
+    assert delivered.stat().st_ino == (spool / "999-r-0-Front.dst").stat().st_ino
+
+
+async def test_across_filesystems_the_file_is_copied(tmp_path: Path, spool: Path, monkeypatch):
+    def cross_device(source, target):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr("service.destinations.local.os.link", cross_device)
+    destination = LocalDestination({"directory": "acme/in"}, NetPolicy(True), tmp_path / "root")
+    await destination.deliver(job(spool, ["999-r-0-Front.dst"]))
+    delivered = tmp_path / "root" / "acme" / "in" / "999-r-0-Front.dst"
+    assert delivered.read_bytes() == b"999-r-0-Front.dst" * 100
+    assert delivered.stat().st_ino != (spool / "999-r-0-Front.dst").stat().st_ino

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support import load_local_kafka
+from tests.deployments import load_local_kafka
 
 
 def test_a_new_cluster_id_never_looks_like_an_option():

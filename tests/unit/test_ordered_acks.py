@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.streams.ordered_acks import InOrderAcks
-from tests.support import FakeEvent as Event
-from tests.support import FakeMessage as Message
-from tests.support import fake_events as events
+from service.streams.machinery.ordered_acks import InOrderAcks
+from tests.fakes import FakeEvent as Event
+from tests.fakes import FakeMessage as Message
+from tests.fakes import fake_events as events
 
 
 def test_a_finished_message_waits_for_the_slow_one_before_it():

@@ -15,6 +15,7 @@ from service.planning.pending import (
     split_expired,
     waiting_entry,
 )
+from tests.integrations import integration as configured
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -45,16 +46,7 @@ def test_entries_from_before_waiting_had_a_start_never_expire_at_once():
 
 
 def test_an_expired_link_fails_each_integration_it_would_have_reached_with_a_stable_id():
-    integration = Integration.model_validate(
-        {
-            "id": "acme-hook",
-            "tenant": "acme",
-            "type": "zapier",
-            "enabled": True,
-            "events": ["order.created"],
-            "settings": {},
-        }
-    )
+    integration = Integration.model_validate(configured("acme", "zapier", {}, id="acme-hook"))
     [command] = expired_commands(link(), [integration], NOW)
     assert command.deliveryId == delivery_id("e1", "r1", "acme-hook")
     assert command.files == [] and command.orderNumber == "1022"

@@ -1,5 +1,5 @@
 """Where the service's producer puts a key, when a record can skip its re-publish hop, and where the
-worker reads partition counts from (service/planning/placement.py, service/streams/partitions.py)."""
+worker reads partition counts from (service/planning/placement.py, service/streams/machinery/partitions.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from service.planning.placement import already_placed, service_partition
-from tests.support import crc32_partition, murmur2_partition
+from tests.partitioning import crc32_partition, murmur2_partition
 
 
 def test_the_service_partition_is_aiokafka_s_default_choice():

@@ -37,8 +37,8 @@ from service.planning.replay import (
     still_failed,
 )
 from service.planning.retry_policy import GiveUp, RetryAt, next_step
-from service.streams.views import TopicView
-from tests.support import example
+from service.streams.state.topic_views import TopicView
+from tests.events import example
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

@@ -4,15 +4,15 @@ from service.contracts import Integration, OrderEvent, RecipeEvent
 from service.planning.commands import delivery_id, link_commands, recipe_commands
 from service.planning.links import order_links, order_summary
 from service.planning.routing import route
-from tests.support import example
+from tests.events import example
+from tests.integrations import ORDER_FEED
+from tests.integrations import integration as configured
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 
-def integration(id_, tenant="acme", events=("order.created",), enabled=True, type_="local"):
-    return Integration(
-        id=id_, tenant=tenant, type=type_, enabled=enabled, events=list(events), settings={"directory": "x"}
-    )
+def integration(id_, tenant="acme", events=ORDER_FEED, enabled=True, type_="local"):
+    return Integration.model_validate(configured(tenant, type_, {"directory": "x"}, events, id=id_, enabled=enabled))
 
 
 def test_route_picks_enabled_integrations_of_the_tenant_subscribed_to_the_event():

@@ -12,26 +12,23 @@ from hypothesis import strategies as st
 from service.contracts import Integration, OrderLink
 from service.planning.commands import delivery_id
 from service.planning.order_view import (
-    answer,
     delivery_state,
-    failed_pairs,
-    failures_since,
     fold_command,
     fold_order,
     fold_recipe_order,
     fold_result,
     fold_trigger,
     latest_by_pair,
-    legacy_status,
     own_deliveries,
-    planned_deliveries,
-    recent_page,
     remember,
-    select_links,
     summary_word,
     tenant_entry,
-    trigger_answer,
+    tenant_lines,
 )
+from service.planning.trigger_selection import failed_pairs, planned_deliveries, select_links
+from service.planning.view_answers import answer, failures_since, legacy_status, recent_page, trigger_answer
+from tests.integrations import ORDER_FEED
+from tests.integrations import integration as configured
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -240,6 +237,33 @@ def test_the_recent_list_is_newest_first_bounded_and_updated_in_place():
     assert len(recent["orders"]) == 4 and [e["id"] for e in recent["recipes"]] == ["x9"]
 
 
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 40)), max_size=60), st.integers(1, 12))
+def test_the_recent_list_is_what_sorting_every_entry_would_give(changes: list[tuple[int, int]], limit: int):
+    """Entries go in at their place without sorting the list: the same list as sorting it whole."""
+    recent = None
+    latest: dict[str, dict] = {}
+    for i, minute in changes:
+        changed = {"kind": "order", "id": f"x{i}", "occurredAt": at(minute), "summary": "delivered"}
+        recent = remember(recent, changed, limit=limit)
+        latest[changed["id"]] = changed
+    if recent is None:
+        return
+    # What survives the cap depends on the order of changes; among the survivors the order is fixed.
+    kept = [e["id"] for e in recent["orders"]]
+    assert len(kept) == len(set(kept)) <= limit
+    assert all(recent["orders"][k] == latest[kept[k]] for k in range(len(kept)))
+    key = [(e["occurredAt"], e["id"]) for e in recent["orders"]]
+    assert key == sorted(key, reverse=True)
+
+
+def test_a_tenant_record_of_either_release_gives_its_lines():
+    grouped = {"entries": [entry(1), entry(2, kind="recipe")]}
+    assert tenant_lines(grouped) == [entry(1), entry(2, kind="recipe")]
+    assert tenant_lines(entry(3)) == [entry(3)], "one line per record, as releases before the grouping sent"
+    recent = remember(remember(None, *tenant_lines(grouped)), *tenant_lines(entry(3)))
+    assert [e["id"] for e in recent["orders"]] == ["x3", "x1"] and [e["id"] for e in recent["recipes"]] == ["x2"]
+
+
 def test_pages_and_the_failed_filter():
     recent = None
     for i in range(7):
@@ -271,8 +295,8 @@ def link(recipe: str, integration: str | None = None) -> OrderLink:
     )
 
 
-def integration(iid: str, events: tuple[str, ...] = ("order.created",), enabled: bool = True) -> Integration:
-    return Integration(id=iid, tenant="acme", type="zapier", enabled=enabled, events=list(events), settings={})
+def integration(iid: str, events: tuple[str, ...] = ORDER_FEED, enabled: bool = True) -> Integration:
+    return Integration.model_validate(configured("acme", "zapier", {}, events, id=iid, enabled=enabled))
 
 
 def test_failed_only_selects_each_failed_recipe_and_integration_and_nothing_delivered():

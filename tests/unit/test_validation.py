@@ -8,7 +8,7 @@ from jsonschema import Draft202012Validator
 
 from service.settings import Settings
 from service.validation import INTEGRATION, ORDER, RECIPE, TRIGGER, Rejected, integration_reasons, parse_event
-from tests.support import EXAMPLES, example
+from tests.events import EXAMPLES, example
 
 SCHEMAS = Settings().schemas_dir
 KINDS = {"recipe": RECIPE, "order": ORDER, "integration": INTEGRATION, "trigger": TRIGGER}

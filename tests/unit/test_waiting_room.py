@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.contracts import DeliveryCommand
-from service.streams.waiting_room import (
+from service.streams.state.waiting_room import (
     Waiting,
     census,
     due_rows,

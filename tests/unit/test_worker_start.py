@@ -11,7 +11,7 @@ from faust.cli.base import LOGLEVELS
 
 from service.settings import Settings
 from service.worker import faust_loglevel
-from tests.support import OUTBOUND
+from tests.deployments import OUTBOUND
 
 
 def test_every_documented_log_level_is_one_faust_accepts():

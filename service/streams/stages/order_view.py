@@ -15,7 +15,7 @@ the sweep) travels through `order-activity` to the row's owner.
 
     orders stage, join, delivery stage, triggers ──► order-view rows ──(barrier)──► tenant-activity
     order-activity (what happened elsewhere) ──► keep_order_views ──► order-view rows
-    tenant-activity ──► keep_tenant_activity ──► tenant rows
+    tenant-activity (a round's lines, one record per tenant) ──► keep_tenant_activity ──► tenant rows
 """
 
 from __future__ import annotations
@@ -36,18 +36,18 @@ from service.planning.order_view import (
     fold_recipe_order,
     fold_result,
     fold_trigger,
-    planned_deliveries,
     remember,
-    select_links,
     tenant_entry,
+    tenant_lines,
 )
 from service.planning.routing import route
-from service.streams import waiting_links
-from service.streams.barrier import barrier, fetched_in_this_generation, handle_held
-from service.streams.configs import all_integrations
-from service.streams.partitions import handled_here
-from service.streams.publish import publish
-from service.streams.write_behind import RowCache
+from service.planning.trigger_selection import planned_deliveries, select_links
+from service.streams.machinery.barrier import barrier, fetched_in_this_generation, handle_held
+from service.streams.machinery.partitions import handled_here
+from service.streams.machinery.publish import publish
+from service.streams.machinery.row_cache import RowCache
+from service.streams.state import waiting_links
+from service.streams.state.live_views import all_integrations
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ VIEW_PARTITIONS = catalog["table:order-view"].partitions
 # written aside).
 VIEW_ROWS_CACHED = 1024
 TENANT_ROWS_CACHED = 64
+ENTRIES_PER_RECORD = 200  # a line is a few hundred bytes
 view_rows: RowCache[dict[str, Any]] = barrier.cache(
     RowCache(order_view_table, cached=VIEW_ROWS_CACHED, is_current=fetched_in_this_generation)
 )
@@ -127,8 +128,14 @@ async def list_changed_rows() -> None:
             continue
         view_rows.replace(key, {**doc, "listed": {**listed, kind: entry}})
         entries.append(entry)
+    by_tenant: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
-        await barrier.send(tenant_activity_topic, str(entry["tenant"]), entry)
+        by_tenant.setdefault(str(entry["tenant"]), []).append(entry)
+    # One record per tenant per round (in chunks that stay far below the broker's record limit): a
+    # record per changed line was about a sixth of the records an order cost.
+    for tenant, lines in by_tenant.items():
+        for start in range(0, len(lines), ENTRIES_PER_RECORD):
+            await barrier.send(tenant_activity_topic, tenant, {"entries": lines[start : start + ENTRIES_PER_RECORD]})
 
 
 @app.agent(order_activity_topic)
@@ -166,7 +173,7 @@ async def keep_tenant_activity(stream: Any) -> None:
 
 async def fold_tenant_entry(event: Any) -> None:
     key = event.key.decode()
-    tenant_rows.put(key, remember(tenant_rows.get(key), orjson.loads(event.value)), event)
+    tenant_rows.put(key, remember(tenant_rows.get(key), *tenant_lines(orjson.loads(event.value))), event)
 
 
 async def plan_trigger(trigger: Trigger, order: dict[str, Any] | None, links: list[OrderLink]) -> list[OrderLink]:

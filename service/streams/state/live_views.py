@@ -6,7 +6,7 @@ import orjson
 
 from service.app import app, catalog, settings
 from service.contracts import Integration
-from service.streams.views import TopicView
+from service.streams.state.topic_views import TopicView
 from service.validation import Rejected, parse_stored_integration
 
 

@@ -30,12 +30,12 @@ from service.contracts import OrderEvent
 from service.planning.links import accepted_order, order_links, order_number_key, order_summary, trigger_links
 from service.planning.order_view import fold_order
 from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header
-from service.streams.barrier import barrier, fetched_in_this_generation, handle_held
-from service.streams.configs import order_numbers_view, order_views_ready, stored_integration
-from service.streams.entrance import enter
-from service.streams.rejects import accepted, handle_each, reject
-from service.streams.status import fold_here, plan_trigger
-from service.streams.write_behind import RowCache
+from service.streams.machinery.barrier import barrier, fetched_in_this_generation, handle_held
+from service.streams.machinery.entrance import enter
+from service.streams.machinery.rejects import accepted, handle_each, reject
+from service.streams.machinery.row_cache import RowCache
+from service.streams.stages.order_view import fold_here, plan_trigger
+from service.streams.state.live_views import order_numbers_view, order_views_ready, stored_integration
 from service.validation import ORDER, TRIGGER, Rejected
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ async def keep_order(order: OrderEvent, event: Any) -> None:
     )
 
 
-# Every worker keeps its own copy of the integrations (streams/configs.py); this agent, consumed
+# Every worker keeps its own copy of the integrations (streams/state/live_views.py); this agent, consumed
 # by the group, is where refused configurations are reported, once.
 @app.agent(integrations_topic)
 async def ingest_integrations(stream: StreamT[Any]) -> None:

@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from service.catalog import Catalog, load_catalog
+from service.contracts import OPERATOR_TRIGGER_MODE, TriggerMode
 from service.kafka_admin import apply_topics, broker_answers
 from service.secrets import SecretBox, SecretKeyError, redact_settings
 from service.settings import Settings, get_settings
@@ -203,9 +204,6 @@ def integrations_delete(integration_id: str) -> None:
     typer.echo(f"deleted {integration_id}")
 
 
-Mode = Literal["failed-only", "all"]
-
-
 @cli.command()
 def trigger(
     tenant: Annotated[str, typer.Option(help="the tenant whose integrations run")],
@@ -215,14 +213,14 @@ def trigger(
     integration: Annotated[str | None, typer.Option(help="only this integration")] = None,
     by: Annotated[str, typer.Option(help="who asks, for the record")] = "",
     mode: Annotated[
-        Mode, typer.Option(help="failed-only: what failed for good; all: everything, even what succeeded")
-    ] = "failed-only",
+        TriggerMode, typer.Option(help="failed-only: what failed for good; all: everything, even what succeeded")
+    ] = OPERATOR_TRIGGER_MODE,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="show what would be sent where (asks a worker's API)")
     ] = False,
 ) -> None:
     """Run the tenant's integrations again for one recipe or order."""
-    from service.operators.triggers import TriggerRefused, publish_trigger
+    from service.operators.triggers import TriggerRefused, publish_trigger, trigger_document
 
     settings = get_settings()
     if dry_run:
@@ -244,11 +242,8 @@ def trigger(
         )
         return
     try:
-        trigger_id = asyncio.run(
-            publish_trigger(
-                settings, catalog_of(settings), tenant, recipe_id, order_id, order_number, integration, by, mode
-            )
-        )
+        doc = trigger_document(tenant, recipe_id, order_id, order_number, integration, by, datetime.now(UTC))
+        trigger_id = asyncio.run(publish_trigger(settings, catalog_of(settings), doc, mode))
     except TriggerRefused as exc:
         typer.echo("error: the trigger is not valid:", err=True)
         for reason in exc.reasons:

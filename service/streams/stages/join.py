@@ -34,14 +34,14 @@ from service.planning.order_view import fold_recipe_order
 from service.planning.pending import EXPIRED, SWEEP, entry_link, expired_commands, split_expired
 from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header
 from service.planning.routing import route
-from service.streams import waiting_links
-from service.streams.barrier import barrier, handle_held
-from service.streams.configs import all_integrations
-from service.streams.deliver import record
-from service.streams.entrance import enter
-from service.streams.outcomes import after_failure
-from service.streams.publish import publish
-from service.streams.status import fold_here
+from service.streams.machinery.barrier import barrier, handle_held
+from service.streams.machinery.entrance import enter
+from service.streams.machinery.publish import publish
+from service.streams.stages.deliver import record
+from service.streams.stages.order_view import fold_here
+from service.streams.stages.outcomes import after_failure
+from service.streams.state import waiting_links
+from service.streams.state.live_views import all_integrations
 from service.validation import RECIPE
 
 log = logging.getLogger(__name__)

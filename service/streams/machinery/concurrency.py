@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from service.app import app
-from service.streams.barrier import barrier, settle_at_stop
-from service.streams.ordered_acks import Entry, InOrderAcks
-from service.streams.rejects import crashes_noticed, guarded
-from service.streams.sequencing import Sequencer, Turn
+from service.streams.machinery.barrier import barrier, settle_at_stop
+from service.streams.machinery.ordered_acks import Entry, InOrderAcks
+from service.streams.machinery.rejects import crashes_noticed, guarded
+from service.streams.machinery.sequencing import Sequencer, Turn
 
 log = logging.getLogger(__name__)
 

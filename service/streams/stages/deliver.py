@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,13 +32,13 @@ from service.planning.order_view import fold_command
 from service.planning.preflight import PreflightFailed
 from service.planning.retry_policy import superseded
 from service.secrets import is_encrypted, is_secret_setting, scrub
-from service.streams.concurrency import handle_concurrently
-from service.streams.configs import find_integration
-from service.streams.ingest import order_rows
-from service.streams.outcomes import after_failure, after_success
-from service.streams.publish import publish
-from service.streams.runtime import runtime
-from service.streams.status import fold_here, fold_result_into_view
+from service.streams.machinery.concurrency import handle_concurrently
+from service.streams.machinery.publish import publish
+from service.streams.machinery.runtime import runtime
+from service.streams.stages.ingest import order_rows
+from service.streams.stages.order_view import fold_here, fold_result_into_view
+from service.streams.stages.outcomes import after_failure, after_success
+from service.streams.state.live_views import find_integration
 
 log = logging.getLogger(__name__)
 
@@ -156,13 +158,12 @@ async def run_destination(
     """The bytes sent, and the files handed over (none for a hook: it gets links)."""
     tools = runtime()
     destination = await tools.pool.get(integration, plain)
-    with contextlib.ExitStack() as spool:
+    async with contextlib.AsyncExitStack() as spool:
         files = []
         if destination.needs_files:
             # Only deliveries of files get a spool folder: a hook delivery has nothing to download. Made
             # here, not once at start, so that a disk problem is an attempt's (retried) failure.
-            settings.spool_dir.mkdir(parents=True, exist_ok=True)
-            folder = Path(spool.enter_context(tempfile.TemporaryDirectory(dir=settings.spool_dir, prefix="dlv-")))
+            folder = await spool.enter_async_context(spool_folder())
             files = await tools.fetcher.fetch_all(
                 command, folder, destination.total_limit(), preflight=integration.preflight
             )
@@ -175,6 +176,19 @@ async def run_destination(
             # A timeout or an error the adapter did not foresee leaves its connection in an unknown state.
             await destination.close()
             raise
+
+
+@contextlib.asynccontextmanager
+async def spool_folder() -> AsyncIterator[Path]:
+    """A delivery's own folder for its downloads, removed after it in a thread: unlinking a command's
+    files on the event loop held every other delivery and stage for as long as the disk took."""
+    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=settings.spool_dir, prefix="dlv-"))
+    try:
+        yield folder
+    finally:
+        # Shielded: a cancelled attempt still leaves no files behind.
+        await asyncio.shield(asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True))
 
 
 async def record(

@@ -3,8 +3,9 @@ records behind it acknowledged.
 
 A stage handles its records one after another without waiting for the broker: a send is handed to
 the producer at once and its future kept (`Barrier.send`), rows change in memory (`RowCache`), and
-the record is held (`Barrier.hold`). About every 50 ms, or as soon as `max_held` records are held,
-one round settles what was held:
+the record is held (`Barrier.hold`). About every 0.25 s (the records flow on at once: only their
+acknowledgement waits, and Faust commits every few seconds anyway), or as soon as `max_held`
+records are held, one round settles what was held:
 
 1. hooks turn changed rows into more sends (a tenant's list entry for each changed order view);
 2. every send future is awaited; a send that failed on broker trouble is sent again until the
@@ -21,7 +22,7 @@ a rebalance is never acknowledged after it (its partition is read again from its
 and a revoked partition's changed rows are dropped. Rows are written only after the sends of their
 round are acknowledged, so a row never says more than the broker has: a restart that reads a record
 again finds the table as it was before that record's sends (the order index is sent only for a new
-order: `stages/orders.py`).
+order: `streams/stages/ingest.py`).
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from service.app import app
-from service.streams.publish import encode_key, encode_value, is_infrastructure_error
-from service.streams.rejects import crashes_noticed, guarded, reject
-from service.streams.write_behind import RowCache
+from service.streams.machinery.publish import encode_key, encode_value, is_infrastructure_error
+from service.streams.machinery.rejects import crashes_noticed, guarded, reject
+from service.streams.machinery.row_cache import RowCache
 
 log = logging.getLogger(__name__)
 
-SETTLE_AFTER_SECONDS = 0.05
+SETTLE_AFTER_SECONDS = 0.25
 MAX_HELD = 1000
 RETRY_FIRST_SECONDS = 0.2  # then doubling, up to RETRY_MAX_SECONDS
 RETRY_MAX_SECONDS = 10.0

@@ -10,7 +10,7 @@ from service.contracts import AttemptError, DeliveryCommand, DeliveryResult, Int
 from service.planning.commands import delivery_key
 from service.planning.notifications import success_notification
 from service.planning.retry_policy import GiveUp, next_step
-from service.streams.publish import publish
+from service.streams.machinery.publish import publish
 
 
 async def after_failure(

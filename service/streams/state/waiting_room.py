@@ -2,14 +2,14 @@
 when they are due.
 
 A retry read from deliveries-retry that is not due yet becomes a row of the `waiting-retries` table,
-in its own partition, and its message is acknowledged at once: waiting holds no slot of the retry
-agent and no commit of its partition, and costs disk, not memory. A row's key is its integration,
+in its own partition, and its message is acknowledged with the barrier's next round: waiting holds
+no slot of the retry agent and no commit of its partition, and costs disk, not memory. A row's key is its integration,
 then its due time, so RocksDB keeps each integration's rows of a partition together and in the order
 they fall due: a sweep seeks to each integration's first row and reads only as many of its due rows
 as the integration has room for. One tenant's flood of due retries therefore costs the sweep a few
 rows per second, never a scan past them, and never queues ahead of another tenant's due retry.
 
-These are the pure decisions; `streams/retry.py` is the agent and the sweep.
+These are the pure decisions; `streams/stages/retry.py` is the agent and the sweep.
 """
 
 from __future__ import annotations

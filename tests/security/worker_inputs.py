@@ -10,20 +10,11 @@ import orjson
 
 from service.contracts import Integration
 from service.operators.integration_store import sealed
+from service.planning.view_keys import view_key
 from service.secrets import SecretBox
-from tests.support import Deployment, Worker, unique, wait_for
-
-
-def integration(tenant: str, type_: str, settings: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    return {
-        "id": unique(f"{tenant}-{type_}-"),
-        "tenant": tenant,
-        "type": type_,
-        "enabled": True,
-        "events": ["recipe.created"],
-        "settings": settings,
-        **fields,
-    }
+from tests.deployments import Deployment, Worker
+from tests.events import unique
+from tests.waiting import wait_for
 
 
 async def publish_integrations(deployment: Deployment, workers: list[Worker], docs: list[dict[str, Any]]) -> None:
@@ -62,7 +53,7 @@ def command(config: dict[str, Any], files: list[dict[str, str]] | None = None, *
 
 async def send_commands(deployment: Deployment, commands: list[dict[str, Any]]) -> None:
     await deployment.produce(
-        "deliveries", [((c.get("orderId") or c["recipeId"]).encode(), orjson.dumps(c)) for c in commands]
+        "deliveries", [(view_key(c.get("orderId"), c["recipeId"]).encode(), orjson.dumps(c)) for c in commands]
     )
 
 

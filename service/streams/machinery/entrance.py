@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from service.planning.replay import replay_marks
-from service.streams.barrier import barrier
-from service.streams.partitions import placed_for
-from service.streams.rejects import accepted
+from service.streams.machinery.barrier import barrier
+from service.streams.machinery.partitions import placed_for
+from service.streams.machinery.rejects import accepted
 from service.validation import Kind, M
 
 

@@ -1,4 +1,4 @@
-"""Sending notification e-mails. (Delivery status: service/streams/status.py.)"""
+"""Sending notification e-mails. (Delivery status: service/streams/stages/order_view.py.)"""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from tenacity import (
 from service import metrics
 from service.app import app, notifications_topic, settings
 from service.planning.payloads import header_text
-from service.streams.concurrency import handle_concurrently, idle
-from service.streams.runtime import runtime
+from service.streams.machinery.concurrency import handle_concurrently, idle
+from service.streams.machinery.runtime import runtime
 
 log = logging.getLogger(__name__)
 

@@ -36,13 +36,13 @@ from service.app import (
 )
 from service.contracts import DeliveryCommand
 from service.planning.notifications import failure_notification
-from service.streams.concurrency import handle_concurrently, idle, revoked_partitions
-from service.streams.configs import find_integration
-from service.streams.deliver import attempt, dropped_if_superseded, log_ids
-from service.streams.publish import publish
-from service.streams.rejects import handle_each
-from service.streams.waiting_room import Waiting, census, due_rows, integration_start, rows_to_start, waiting_key
-from service.streams.write_behind import handling
+from service.streams.machinery.concurrency import handle_concurrently, idle, revoked_partitions
+from service.streams.machinery.publish import publish
+from service.streams.machinery.rejects import handle_each
+from service.streams.machinery.row_cache import handling
+from service.streams.stages.deliver import attempt, dropped_if_superseded, log_ids
+from service.streams.state.live_views import find_integration
+from service.streams.state.waiting_room import Waiting, census, due_rows, integration_start, rows_to_start, waiting_key
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ async def run_retry(command: DeliveryCommand) -> None:
 
 class PartitionEvent:
     """Stands for an event of a deliveries-retry partition where a row is deleted outside any stream:
-    Faust takes the partition of a table write from the event being handled (`write_behind.handling`)."""
+    Faust takes the partition of a table write from the event being handled (`row_cache.handling`)."""
 
     def __init__(self, partition: int) -> None:
         self.message = _PartitionMessage(deliveries_retry_topic.get_topic_name(), partition)

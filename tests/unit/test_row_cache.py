@@ -1,14 +1,14 @@
-"""Rows changed in memory and written once per barrier (service/streams/write_behind.py)."""
+"""Rows changed in memory and written once per barrier (service/streams/machinery/row_cache.py)."""
 
 from __future__ import annotations
 
 from faust.streams import current_event
 
-from service.streams.status import tenant_activity_topic, tenant_table
-from service.streams.write_behind import RowCache, handling
-from tests.support import FakeEvent as Event
-from tests.support import FakeMessage as Message
-from tests.support import fake_events as events
+from service.streams.machinery.row_cache import RowCache, handling
+from service.streams.stages.order_view import tenant_activity_topic, tenant_table
+from tests.fakes import FakeEvent as Event
+from tests.fakes import FakeMessage as Message
+from tests.fakes import fake_events as events
 
 
 class CountingTable(dict[str, list[int]]):

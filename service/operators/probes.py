@@ -22,7 +22,7 @@ from service import metrics
 from service.app import app, settings
 from service.health import ViewState, liveness_problems, loop_blocked, noticed, readiness_problems
 from service.kafka_admin import client_options
-from service.streams.configs import integrations_view, order_numbers_view
+from service.streams.state.live_views import integrations_view, order_numbers_view
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from service import metrics
 from service.app import invalid_events_topic, settings
 from service.health import agent_crashed
-from service.streams.publish import is_infrastructure_error, publish
+from service.streams.machinery.publish import is_infrastructure_error, publish
 from service.validation import Kind, M, Rejected, parse_event
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""What every stage uses and none owns (see `service.streams`)."""

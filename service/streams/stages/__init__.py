@@ -1,0 +1,1 @@
+"""The agents, one module per stage of the data flow (see `service.streams`)."""

@@ -1,0 +1,1 @@
+"""What the stages keep and read besides Faust's tables (see `service.streams`)."""

@@ -1,10 +1,9 @@
 """The network policy plugged into each client library at the layer where it opens connections.
 
-- httpx (catch hooks): a network backend that resolves through the policy and
-  connects to a checked address; httpcore still sends the URL's host as Host and TLS SNI, so
-  certificates are verified against the name.
-- aiohttp (asset downloads; S3 through aiobotocore, Azure through azure-core): a connector whose resolver applies the
-  policy, and which judges IP literals too (aiohttp does not ask its resolver about those).
+- aiohttp (asset downloads, catch hooks; S3 through aiobotocore, Azure through azure-core): a
+  connector whose resolver applies the policy, and which judges IP literals too (aiohttp does not
+  ask its resolver about those). aiohttp connects to the checked address and still sends the URL's
+  host as Host and TLS SNI, so certificates are verified against the name.
 - SFTP connects to an address from `NetPolicy.addresses` itself.
 
 No client follows redirects: a redirect's target was never checked, and 307/308 would resend the body.
@@ -15,12 +14,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
-import httpcore
-import httpx
 from aiobotocore.httpsession import AIOHTTPSession
 from aiohttp.abc import AbstractResolver, ResolveResult
 
@@ -36,64 +32,6 @@ def is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class PolicyNetworkBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self, policy: NetPolicy, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
-        self.policy = policy
-        self.inner = inner or httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        failure: Exception | None = None
-        for address in await self.policy.addresses(host, port):
-            try:
-                return await self.inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None  # addresses() never answers an empty list
-        raise failure
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise RefusedDestination("unix sockets are not destinations")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
-
-
-class PolicyTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with the policy's network backend. Proxies from the environment are not used:
-    they would connect somewhere the policy never judged."""
-
-    def __init__(
-        self, policy: NetPolicy, *, limits: httpx.Limits, inner: httpcore.AsyncNetworkBackend | None = None
-    ) -> None:
-        super().__init__(limits=limits, trust_env=False)
-        # httpx has no parameter for the backend; its pool is rebuilt with the same settings plus it
-        # (tests/security prove connections go through it, so a library change cannot drop it unseen).
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PolicyNetworkBackend(policy, inner),
-        )
-
-
-def policy_http_client(policy: NetPolicy, *, timeout: httpx.Timeout, limits: httpx.Limits) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=PolicyTransport(policy, limits=limits), timeout=timeout, follow_redirects=False, trust_env=False
-    )
 
 
 class PolicyResolver(AbstractResolver):

@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import aiosmtplib
-import httpx
 from aiokafka.errors import KafkaError
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
@@ -53,11 +53,11 @@ def classify_failure(exc: BaseException) -> Failure:
     ours = _our_error_inside(exc)
     if ours is not None:
         return _failure(str(ours), permanent=ours.permanent, retry_after=ours.retry_after)
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
         return _failure("the destination did not answer in time", permanent=False)
-    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+    if isinstance(exc, aiohttp.InvalidURL):
         return _failure(f"invalid URL: {exc}", permanent=True)
-    if isinstance(exc, httpx.HTTPError):
+    if isinstance(exc, aiohttp.ClientError):
         return _failure(f"HTTP: {type(exc).__name__}", permanent=False)
     if (ssh := _loaded("asyncssh")) is not None:
         if isinstance(exc, ssh.HostKeyNotVerifiable):

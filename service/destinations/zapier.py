@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from service.delivery_errors import PermanentDeliveryError, TransientDeliveryError
@@ -27,7 +27,7 @@ class ZapierDestination(Destination[ZapierOptions]):
     options_model = ZapierOptions
 
     def __init__(
-        self, options: Mapping[str, Any], policy: NetPolicy, client: httpx.AsyncClient, *, allow_http: bool
+        self, options: Mapping[str, Any], policy: NetPolicy, client: aiohttp.ClientSession, *, allow_http: bool
     ) -> None:
         super().__init__(options, policy)
         self.client = client
@@ -47,9 +47,10 @@ class ZapierDestination(Destination[ZapierOptions]):
         secret = self.options.signing_secret
         if secret:
             headers["webhook-signature"] = webhook_signature(secret, job.command.deliveryId, timestamp, body)
-        async with self.client.stream("POST", url, content=body, headers=headers) as response:
+        # Redirects are not followed: a redirect's target was never checked, and 307/308 resend the body.
+        async with self.client.post(url, data=body, headers=headers, allow_redirects=False) as response:
             await read_capped(response, MAX_ANSWER_BYTES)
-        status = response.status_code
+        status = response.status
         if 200 <= status < 300:
             return len(body)
         if 300 <= status < 400:
@@ -63,10 +64,11 @@ class ZapierDestination(Destination[ZapierOptions]):
         )
 
 
-async def read_capped(response: httpx.Response, limit: int) -> bytes:
-    """At most `limit` bytes of an answer; the rest is never read (the connection is closed, not reused)."""
+async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most `limit` bytes of an answer; the rest is never read (aiohttp closes a connection whose
+    answer was not read to its end instead of reusing it)."""
     kept = bytearray()
-    async for chunk in response.aiter_raw():
+    async for chunk in response.content.iter_any():
         kept += chunk[: limit - len(kept)]
         if len(kept) >= limit:
             break

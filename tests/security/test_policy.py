@@ -3,16 +3,24 @@ only where the policy said (in-process, against a real loopback listener that re
 
 from __future__ import annotations
 
-import httpcore
-import httpx
+import ssl
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
 import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from service.delivery_errors import PermanentDeliveryError
 from service.destinations.failures import classify_failure
-from service.netclients import PolicyNetworkBackend, PolicyTransport, policy_aiohttp_session, policy_http_client
+from service.netclients import policy_aiohttp_session
 from service.netpolicy import NetPolicy, RefusedDestination, ScriptedLookup, check_url, is_public
 from service.settings import Settings
 from tests.security.loopback import PUBLIC, Recorder
+from tests.servers import free_port
 
 NON_PUBLIC = [
     "0.0.0.0",
@@ -105,45 +113,60 @@ async def test_a_name_is_refused_when_any_of_its_answers_is_not_public() -> None
         await policy.addresses("localhost", 443)  # the system resolver's answer, judged the same way
 
 
-async def test_the_backend_connects_to_the_address_it_checked_and_resolves_once() -> None:
-    """The rebinding window: the name's second answer (loopback) is never asked for."""
-    lookup = ScriptedLookup({"rebind.test": [[PUBLIC], ["127.0.0.1"]]})
-    inner = RecordingBackend()
-    backend = PolicyNetworkBackend(NetPolicy(allow_private=False, lookup=lookup), inner)
-    await backend.connect_tcp("rebind.test", 443)
-    assert inner.connected == [(PUBLIC, 443)] and lookup.asked["rebind.test"] == 1
-    with pytest.raises(RefusedDestination):
-        await backend.connect_tcp("rebind.test", 443)  # a new connection asks again, and is judged again
-    assert inner.connected == [(PUBLIC, 443)]
+async def test_aiohttp_connects_to_the_checked_address_and_keeps_host_and_sni(tmp_path) -> None:
+    """A real TLS listener whose certificate names only hooks.test: the session reaches it through the
+    policy's answer (no resolver knows the name), sends the name as Host, and verifies the certificate
+    against the name (TLS SNI), not against the address it connected to."""
+    certificate, key = self_signed("hooks.test")
+    (tmp_path / "cert.pem").write_bytes(certificate)
+    (tmp_path / "key.pem").write_bytes(key)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    hosts: list[str] = []
+
+    async def catch(request: web.Request) -> web.Response:
+        hosts.append(request.host)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/catch", catch)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=served).start()
+    trusted = ssl.create_default_context(cadata=certificate.decode())
+    lookup = ScriptedLookup({"hooks.test": [["127.0.0.1"]], "other.test": [["127.0.0.1"]]})
+    try:
+        async with policy_aiohttp_session(NetPolicy(allow_private=True, lookup=lookup), ssl=trusted) as session:
+            async with session.post(f"https://hooks.test:{port}/catch", data=b"x") as answer:
+                assert answer.status == 200
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await session.post(f"https://other.test:{port}/catch", data=b"x")  # same address, other name
+    finally:
+        await runner.cleanup()
+    assert hosts == [f"hooks.test:{port}"]
 
 
-async def test_httpx_keeps_host_and_sni_while_connecting_to_the_checked_address() -> None:
-    lookup = ScriptedLookup({"hooks.test": [[PUBLIC]]})
-    inner = RecordingBackend()
-    transport = PolicyTransport(NetPolicy(allow_private=False, lookup=lookup), limits=httpx.Limits(), inner=inner)
-    async with httpx.AsyncClient(transport=transport) as client:
-        response = await client.get("https://hooks.test/catch")
-    assert response.status_code == 200
-    assert inner.connected == [(PUBLIC, 443)]
-    assert inner.server_names == ["hooks.test"]  # TLS SNI, so the certificate is checked against the name
-    assert b"Host: hooks.test" in inner.sent
-
-
-async def test_httpx_never_reaches_loopback(recorder: Recorder) -> None:
-    lookup = ScriptedLookup({"rebind.test": [[PUBLIC], ["127.0.0.1"]]})
-    policy = NetPolicy(allow_private=False, lookup=lookup)
-    await check_url(f"http://rebind.test:{recorder.port}/", policy)  # the first answer: public
-    async with policy_http_client(policy, timeout=httpx.Timeout(5), limits=httpx.Limits()) as client:
-        for url in (
-            f"http://127.0.0.1:{recorder.port}/",
-            f"http://localhost:{recorder.port}/",
-            f"http://[::1]:{recorder.port}/",
-            f"http://[::ffff:127.0.0.1]:{recorder.port}/",
-            f"http://rebind.test:{recorder.port}/",  # the second answer: loopback
-        ):
-            with pytest.raises(RefusedDestination):
-                await client.get(url)
-    assert recorder.connections == []
+def self_signed(name: str) -> tuple[bytes, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        certificate.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
 
 
 async def test_aiohttp_never_reaches_loopback_literal_or_resolved(recorder: Recorder) -> None:
@@ -152,7 +175,9 @@ async def test_aiohttp_never_reaches_loopback_literal_or_resolved(recorder: Reco
         for url in (
             f"http://127.0.0.1:{recorder.port}/",
             f"http://localhost:{recorder.port}/",
+            f"http://[::1]:{recorder.port}/",
             f"http://[::ffff:7f00:1]:{recorder.port}/",
+            f"http://[::ffff:127.0.0.1]:{recorder.port}/",
             f"http://rebind.test:{recorder.port}/",
         ):
             with pytest.raises(RefusedDestination):
@@ -187,32 +212,3 @@ def test_each_switch_allows_only_its_own_kind_and_is_announced() -> None:
     assert [w.split(" ")[0] for w in assets_only.open_switches()] == ["OUTBOUND_ALLOW_PRIVATE_ASSET_HOSTS"]
     assert Settings().open_switches() == []
     assert len(Settings(allow_private_destinations=True, allow_http_hooks=True).open_switches()) == 2
-
-
-class RecordingBackend(httpcore.AsyncNetworkBackend):
-    """Where the policy's backend asked to connect; answers every request with an empty 200."""
-
-    def __init__(self) -> None:
-        self.connected: list[tuple[str, int]] = []
-        self.sent = b""
-        self.server_names: list[str | None] = []
-
-    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        self.connected.append((host, port))
-        backend = self
-
-        class Stream(httpcore.AsyncMockStream):
-            async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-                backend.sent += buffer
-
-            async def start_tls(self, ssl_context, server_hostname=None, timeout=None):
-                backend.server_names.append(server_hostname)
-                return self
-
-        return Stream([b"HTTP/1.1 200 OK\r\n", b"Content-Length: 0\r\n\r\n"])
-
-    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
-        raise AssertionError("no unix sockets")
-
-    async def sleep(self, seconds: float) -> None:
-        pass

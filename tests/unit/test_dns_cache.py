@@ -8,10 +8,9 @@ import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
-import httpx
 import pytest
 
-from service.netclients import policy_aiohttp_session, policy_http_client
+from service.netclients import policy_aiohttp_session
 from service.netpolicy import (
     DEFAULT_TTL_SECONDS,
     CachedLookup,
@@ -42,8 +41,8 @@ async def recorder() -> AsyncIterator[Recorder]:
     await running.stop()
 
 
-def no_keepalive() -> httpx.Limits:
-    return httpx.Limits(max_keepalive_connections=0)  # so that every request is a new connection
+def fresh_connections(policy: NetPolicy) -> aiohttp.ClientSession:
+    return policy_aiohttp_session(policy, force_close=True)  # so that every request is a new connection
 
 
 async def test_within_its_ttl_an_answer_is_reused_for_every_check_and_connection(assets: HttpServers):
@@ -53,17 +52,19 @@ async def test_within_its_ttl_an_answer_is_reused_for_every_check_and_connection
     lookup = CachedLookup(scripted, clock=clock)
     policy = NetPolicy(True, lookup, "asset host")
     url = assets.add_asset("cached.bin", b"kept").replace("127.0.0.1", "assets.test")
-    async with policy_http_client(policy, timeout=httpx.Timeout(5), limits=no_keepalive()) as client:
+    async with fresh_connections(policy) as session:
         for _ in range(3):
             await check_url(url, policy)
-            assert (await client.get(url)).content == b"kept"
+            async with session.get(url) as answer:
+                assert await answer.read() == b"kept"
         assert scripted.asked["assets.test"] == 1
         clock.now += 29.9
-        await client.get(url)
+        async with session.get(url) as answer:
+            await answer.read()
         assert scripted.asked["assets.test"] == 1
         clock.now += 0.2  # past the TTL: asked again, and the new answer is the one connected to
-        with pytest.raises(httpx.ConnectError):
-            await client.get(url)
+        with pytest.raises(aiohttp.ClientConnectorError):
+            await session.get(url)
         assert scripted.asked["assets.test"] == 2
 
 
@@ -78,10 +79,10 @@ async def test_a_kept_answer_is_judged_again_by_each_policy(recorder: Recorder):
     url = f"http://internal.test:{recorder.port}/hook"
     with pytest.raises(RefusedDestination, match=r"'internal.test' resolves to 127\.0\.0\.1"):
         await check_url(url, destinations)
-    async with policy_http_client(destinations, timeout=httpx.Timeout(5), limits=no_keepalive()) as client:
+    async with fresh_connections(destinations) as session:
         for _ in range(2):
             with pytest.raises(RefusedDestination, match="not a public address"):
-                await client.post(url, content=b"x")
+                await session.post(url, data=b"x")
     async with policy_aiohttp_session(destinations) as session:
         with pytest.raises(RefusedDestination, match="not a public address"):
             await session.get(url)
@@ -94,9 +95,9 @@ async def test_a_rebinding_name_is_not_kept_and_its_second_answer_is_refused(rec
     scripted = ScriptedLookup({"rebind.test": [[PUBLIC], ["127.0.0.1"]]})
     policy = NetPolicy(False, CachedLookup(scripted))
     await check_url(f"http://rebind.test:{recorder.port}/", policy)
-    async with policy_http_client(policy, timeout=httpx.Timeout(5), limits=httpx.Limits()) as client:
+    async with policy_aiohttp_session(policy) as session:
         with pytest.raises(RefusedDestination, match=r"resolves to 127\.0\.0\.1"):
-            await client.get(f"http://rebind.test:{recorder.port}/")
+            await session.get(f"http://rebind.test:{recorder.port}/")
     assert scripted.asked["rebind.test"] == 2 and recorder.connections == []
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import errno
 import socket
 
+import aiohttp
 import aiosmtplib
 import asyncssh
-import httpx
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -33,7 +33,7 @@ def s3_error(code: str) -> ClientError:
 @pytest.mark.parametrize(
     "exc",
     [
-        raised(lambda: url_host_port("https://cdn:99999/x") and httpx.URL("https://cdn:99999/x").port),
+        raised(lambda: url_host_port("https://cdn:99999/x")),
         raised(lambda: "a..b".encode("idna")),
         RefusedDestination("host 'x' resolves to non-public address 10.0.0.1"),
         PermanentDeliveryError("Zapier: hook answered HTTP 404"),
@@ -41,7 +41,7 @@ def s3_error(code: str) -> ClientError:
         asyncssh.PermissionDenied("denied"),
         aiosmtplib.SMTPRecipientsRefused([]),
         s3_error("AccessDenied"),
-        httpx.InvalidURL("bad"),
+        aiohttp.InvalidURL("bad"),
         KeyError("hook-url"),
     ],
     ids=lambda e: type(e).__name__,
@@ -57,8 +57,8 @@ def test_errors_that_repeat_on_every_attempt_are_permanent(exc):
         NotADirectoryError(errno.ENOTDIR, "Not a directory"),
         ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
         TimeoutError(),
-        httpx.ConnectError("refused"),
-        httpx.ReadTimeout("slow"),
+        aiohttp.ClientConnectionError("refused"),
+        aiohttp.ServerTimeoutError("slow"),
         TransientDeliveryError("Zapier: hook answered HTTP 503"),
         UnresolvedHost("host 'x' does not resolve"),
         asyncssh.ConnectionLost("lost"),

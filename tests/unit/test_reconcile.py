@@ -3,9 +3,16 @@ the latest delivery of a name wins, what counts as missing or different, how a d
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
+import pytest
+
 from service.contracts import DeliveryCommand, DeliveryFile
+from service.destinations.base import UnsafeName
+from service.destinations.inspect import NotCheckable, inspect
+from service.destinations.local import LocalDestination
+from service.netpolicy import NetPolicy
 from service.operators.reconcile_report import report_lines
 from service.planning.reconcile import (
     Deliveries,
@@ -122,3 +129,17 @@ def test_the_report_says_every_figure_and_each_problem_and_error():
         "  different: acme-s3 b.png (4 bytes, 5 delivered)",
         "  error: acme-sftp: SFTP: permission denied",
     ]
+
+
+async def test_a_local_folder_is_asked_by_name_with_size_and_sha256(tmp_path):
+    root = tmp_path / "deliveries"
+    (root / "acme").mkdir(parents=True)
+    (root / "acme" / "kept.pdf").write_bytes(b"kept")
+    (root / "acme" / "other-application.txt").write_bytes(b"not ours")  # never looked at: no listing
+    destination = LocalDestination({"directory": "acme"}, NetPolicy(True), root)
+    found = await inspect(destination, ["kept.pdf", "gone.pdf"])
+    assert found == {"kept.pdf": Found(4, hashlib.sha256(b"kept").hexdigest()), "gone.pdf": None}
+    with pytest.raises(UnsafeName):
+        await inspect(destination, ["../escape.pdf"])  # names are checked as where files are written
+    with pytest.raises(NotCheckable):
+        await inspect(object(), ["a.pdf"])  # type: ignore[arg-type]

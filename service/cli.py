@@ -455,6 +455,14 @@ def reconcile(
     order_id: Annotated[str | None, typer.Option(help="only this order's deliveries")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="check and report; send nothing again")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="the figures and problems as JSON")] = False,
+    leftovers_after: Annotated[
+        str | None,
+        typer.Option(
+            "--leftovers-after",
+            help="remove the service's temporary files and incomplete uploads older than this span (90m, 2h);"
+            " default: twice the longest an attempt may write",
+        ),
+    ] = None,
 ) -> None:
     """Check that each destination still holds the files its deliveries of the window handed over (by
     name, size and SHA-256 where the store keeps one), and deliver again, under the same delivery id
@@ -467,6 +475,7 @@ def reconcile(
     settings = get_settings()
     start = _when("--since", since)
     assert start is not None
+    before = _when("--leftovers-after", leftovers_after)
     if integration is not None and integration not in _current(settings):
         raise fail(f"no integration {integration!r}")
     require_broker(settings)
@@ -479,6 +488,7 @@ def reconcile(
             start,
             dry_run=dry_run,
             progress=progress,
+            leftovers_before=before,
         ),
     )
     if as_json:

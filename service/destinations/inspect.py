@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
+import os
+import posixpath
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 from service.destinations.base import Destination, checked_name, target_path
-from service.planning.reconcile import Found
+from service.planning.reconcile import Found, own_temporary
 
 HASH_BLOCK = 1024 * 1024
 
@@ -126,3 +130,86 @@ async def _sftp(destination: Destination, names: list[str]) -> dict[str, Found |
             # SFTP keeps no hash: a size is what can be compared without reading the file back.
             found[name] = Found(int(attrs.size or 0), None)
     return found
+
+
+# A folder is read this far at most for leftovers: the work stays bounded in a folder of many files.
+MAX_ENTRIES = 10_000
+
+
+async def clean_leftovers(
+    destination: Destination, names: Iterable[str], before: datetime, *, dry_run: bool
+) -> list[str]:
+    """Remove the service's own stale leftovers of the given names (begun before `before`): SFTP and local
+    temporary files of uploads that were killed, S3 multipart uploads never completed. Their names (or
+    keys) are answered; with `dry_run` they are only found. Azure drops uncommitted blocks by itself."""
+    wanted = [checked_name(n) for n in names]
+    kind = type(destination).__name__
+    if kind == "LocalDestination":
+        return await asyncio.to_thread(_local_leftovers, destination, wanted, before, dry_run)
+    if kind == "SftpDestination":
+        return await _sftp_leftovers(destination, wanted, before, dry_run)
+    if kind == "S3Destination":
+        return await _s3_leftovers(destination, wanted, before, dry_run)
+    return []
+
+
+def _local_leftovers(destination: Destination, names: list[str], before: datetime, dry_run: bool) -> list[str]:
+    from service.destinations.local import LocalDestination
+
+    assert isinstance(destination, LocalDestination)
+    folder, cleaned = destination.folder(), []
+    if not folder.is_dir():
+        return []
+    with os.scandir(folder) as entries:
+        for entry in itertools.islice(entries, MAX_ENTRIES):
+            if own_temporary(entry.name, names) and entry.stat().st_mtime < before.timestamp():
+                if not dry_run:
+                    Path(entry.path).unlink(missing_ok=True)
+                cleaned.append(entry.name)
+    return cleaned
+
+
+async def _sftp_leftovers(destination: Destination, names: list[str], before: datetime, dry_run: bool) -> list[str]:
+    import asyncssh
+
+    from service.destinations.sftp import SftpDestination
+
+    assert isinstance(destination, SftpDestination)
+    folder = destination.options.directory.strip("/") or "."
+    cleaned: list[str] = []
+    async with destination._lock:
+        sftp = await destination._client()
+        try:
+            seen = 0
+            async for entry in sftp.scandir(folder):
+                seen += 1
+                if seen > MAX_ENTRIES:
+                    break
+                name = str(entry.filename)
+                if own_temporary(name, names) and (entry.attrs.mtime or 0) < before.timestamp():
+                    if not dry_run:
+                        await sftp.remove(posixpath.join(folder, name))
+                    cleaned.append(name)
+        except asyncssh.SFTPNoSuchFile:
+            return []
+    return cleaned
+
+
+async def _s3_leftovers(destination: Destination, names: list[str], before: datetime, dry_run: bool) -> list[str]:
+    from service.destinations.s3 import S3Destination
+
+    assert isinstance(destination, S3Destination)
+    client = await destination._s3()
+    bucket, prefix = destination.options.bucket, destination.options.prefix
+    cleaned = []
+    for name in names:
+        key = target_path(prefix, name)
+        # Listed by the exact key as prefix, one page: never another application's uploads.
+        listed = await client.list_multipart_uploads(Bucket=bucket, Prefix=key, MaxUploads=100)
+        for upload in listed.get("Uploads") or []:
+            if upload.get("Key") != key or upload["Initiated"] >= before:
+                continue
+            if not dry_run:
+                await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+            cleaned.append(key)
+    return cleaned

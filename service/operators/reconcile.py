@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from service.catalog import Catalog
 from service.contracts import DeliveryCommand, Integration
 from service.destinations.failures import classify_failure
-from service.destinations.inspect import inspect
+from service.destinations.inspect import clean_leftovers, inspect
 from service.destinations.pool import DestinationPool
 from service.kafka_admin import client_options
 from service.netpolicy import NetPolicy, lookup_from_environment
@@ -35,6 +35,7 @@ from service.planning.reconcile import (
     problems,
     reconcile_matches,
     resent,
+    stale_before,
 )
 from service.planning.replay import Window
 from service.secrets import SecretBox, SecretKeyError, scrub
@@ -57,6 +58,7 @@ class ReconcileTally:
     not_checkable: int = 0
     without_files: int = 0
     errors: dict[str, str] = field(default_factory=dict)  # integration id -> what went wrong
+    cleaned: list[tuple[str, str]] = field(default_factory=list)  # (integration id, leftover's name or key)
 
     def count(self, verdict: str) -> int:
         return sum(1 for p in self.found if p.verdict == verdict)
@@ -73,6 +75,7 @@ class ReconcileTally:
             "notCheckable": self.not_checkable,
             "withoutFiles": self.without_files,
             "errors": self.errors,
+            "cleaned": [{"integrationId": i, "name": n} for i, n in self.cleaned],
             "problems": [
                 {
                     "integrationId": p.integration_id,
@@ -124,8 +127,13 @@ async def reconcile(
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
+    leftovers_before: datetime | None = None,
 ) -> ReconcileTally:
+    """Check the window's deliveries, send again what a destination lost, and remove the service's own
+    leftovers (temporary files, incomplete multipart uploads) of those names begun before
+    `leftovers_before` (default: `stale_before`, when no attempt can still be writing them)."""
     tally = ReconcileTally(dry_run=dry_run)
+    before = leftovers_before or stale_before(datetime.now(UTC), settings.destination_timeout_seconds)
     delivered = await _delivered(settings, catalog, chosen, since, progress)
     tally.deliveries = len(delivered.deliveries)
     tally.without_files = len(delivered.without_files)
@@ -149,13 +157,16 @@ async def reconcile(
                     raise LookupError("the integration is deleted")
                 integration = Integration.model_validate(doc)
                 plain = box.decrypt_settings(integration.settings) if box else dict(integration.settings)
-                held = await inspect(await pool.get(integration, plain), named)
+                destination = await pool.get(integration, plain)
+                held = await inspect(destination, named)
+                left = await clean_leftovers(destination, named, before, dry_run=dry_run)
             except Exception as exc:  # one destination's refusal is its error; the others are still checked
                 message = str(exc) if isinstance(exc, LookupError) else classify_failure(exc).message
                 tally.errors[integration_id] = scrub(message, plain)
                 continue
             tally.files += len(named)
             tally.found.extend(problems(named.values(), held))
+            tally.cleaned.extend((integration_id, name) for name in left)
     finally:
         await pool.close()
     if dry_run or not tally.found:

@@ -10,15 +10,18 @@ delivery id and names, each delivery a file of which is missing or different. Pu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from service.contracts import DeliveryCommand
 
 # Destinations that can be asked what they hold; e-mail and catch hooks cannot.
 CHECKABLE = frozenset({"local", "sftp", "s3", "azure"})
+# The hidden name a local or SFTP upload is written under before it is renamed (`.<name>.<uuid>.part`).
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{32}\.part$")
 Verdict = Literal["ok", "missing", "different"]
 
 
@@ -144,3 +147,19 @@ def resent(command: DeliveryCommand, reconcile_id: str, latest_attempt: int, now
             "createdAt": now,
         }
     )
+
+
+def own_temporary(entry: str, names: Iterable[str]) -> str | None:
+    """The final name `entry` is one of the service's temporary files of, if it is one of a name a
+    delivery of the window wrote (anything else in the folder is left alone)."""
+    match = TEMPORARY.match(entry)
+    if match is None:
+        return None
+    name = match.group("name")
+    return name if name in set(names) else None
+
+
+def stale_before(now: datetime, destination_timeout_seconds: float) -> datetime:
+    """Temporary files and multipart uploads begun before this are left over: an attempt's transfer is
+    cut off after ten destination timeouts (streams/stages/deliver.py), so twice that has passed."""
+    return now - timedelta(seconds=2 * 10 * destination_timeout_seconds)

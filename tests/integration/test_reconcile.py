@@ -1,12 +1,15 @@
 """`outbound reconcile` against the real servers (a local folder, the SFTP server, moto, Azurite): a
 deleted file and a changed one at each destination are found and sent again under the same names; a
 second run finds nothing; a dry run sends nothing; a destination that refuses to answer is that
-integration's error, and the others are still checked."""
+integration's error, and the others are still checked; the service's own leftovers are removed."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 import uuid
+from pathlib import Path
 
 import orjson
 import pytest
@@ -150,3 +153,59 @@ async def test_a_destination_that_refuses_to_answer_is_an_error_of_its_integrati
     assert code == 1 and tally["errors"][folder["id"]] == "the integration is deleted", tally
     code, _, err = await cli(deployment, "reconcile", "--tenant", tenant, "--since", "yesterday")
     assert code != 0 and "--since" in err
+
+
+async def test_the_services_own_leftovers_are_removed_once_no_attempt_can_still_be_writing(
+    deployment, worker, destinations
+):
+    tenant = unique("left")
+    bucket = f"left-{uuid.uuid4().hex[:12]}"
+    await make_bucket(destinations, bucket)
+    events = ["recipe.created"]
+    folder = local_integration(tenant, events)
+    sftp = integration(tenant, "sftp", sftp_settings(destinations, tenant), events)
+    s3 = integration(tenant, "s3", s3_settings(destinations, bucket, prefix="p"), events)
+    for config in (folder, sftp, s3):
+        await configure(deployment, [worker], config)
+    recipe, _ = recipe_with_assets(destinations, tenant)
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 3, 90)
+    ticket = f"{recipe['recipeId']}-Ticket.pdf"
+
+    def part(directory: Path, name: str, hours_old: float) -> Path:
+        """A temporary file as a killed upload leaves it (the service's own name pattern)."""
+        path = directory / f".{name}.{uuid.uuid4().hex}.part"
+        path.write_bytes(b"half an upload")
+        when = time.time() - hours_old * 3600
+        os.utime(path, (when, when))
+        return path
+
+    local_dir, remote_dir = deployment.workdir / "deliveries" / tenant, destinations.sftp.root / tenant
+    local_stale, sftp_stale = part(local_dir, ticket, 2), part(remote_dir, ticket, 2)
+    sftp_fresh = part(remote_dir, ticket, 0)  # an upload that may still be running: kept by default
+    unrelated = part(remote_dir, "not-of-this-window.pdf", 2)  # not a name of the window: never touched
+    async with s3_client(destinations) as client:
+        started = await client.create_multipart_upload(Bucket=bucket, Key=f"p/{ticket}")
+        await client.upload_part(
+            Bucket=bucket, Key=f"p/{ticket}", UploadId=started["UploadId"], PartNumber=1, Body=b"x" * 1024
+        )
+
+    _, tally = await reconcile(deployment, tenant)
+    assert {(c["integrationId"], c["name"]) for c in tally["cleaned"]} == {
+        (folder["id"], local_stale.name),
+        (sftp["id"], sftp_stale.name),
+    }, tally
+    assert not local_stale.exists() and not sftp_stale.exists() and sftp_fresh.exists() and unrelated.exists()
+
+    # Told that nothing older than now can still be running: the fresh ones go too (a dry run keeps them).
+    _, dry = await reconcile(deployment, tenant, "--leftovers-after", "0s", "--dry-run")
+    assert {(c["integrationId"], c["name"]) for c in dry["cleaned"]} == {
+        (sftp["id"], sftp_fresh.name),
+        (s3["id"], f"p/{ticket}"),
+    }, dry
+    assert sftp_fresh.exists()
+    _, run = await reconcile(deployment, tenant, "--leftovers-after", "0s")
+    assert len(run["cleaned"]) == 2 and not sftp_fresh.exists() and unrelated.exists()
+    async with s3_client(destinations) as client:
+        assert not (await client.list_multipart_uploads(Bucket=bucket)).get("Uploads")
+    assert (run["missing"], run["different"], run["errors"]) == (0, 0, {})  # the delivered files untouched

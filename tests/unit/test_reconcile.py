@@ -4,13 +4,14 @@ the latest delivery of a name wins, what counts as missing or different, how a d
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC, datetime
 
 import pytest
 
 from service.contracts import DeliveryCommand, DeliveryFile
 from service.destinations.base import UnsafeName
-from service.destinations.inspect import NotCheckable, inspect
+from service.destinations.inspect import NotCheckable, clean_leftovers, inspect
 from service.destinations.local import LocalDestination
 from service.netpolicy import NetPolicy
 from service.operators.reconcile_report import report_lines
@@ -20,9 +21,11 @@ from service.planning.reconcile import (
     Found,
     ReconcileFilter,
     judge,
+    own_temporary,
     problems,
     reconcile_matches,
     resent,
+    stale_before,
 )
 
 T = datetime(2026, 12, 2, tzinfo=UTC)
@@ -117,6 +120,7 @@ def test_the_report_says_every_figure_and_each_problem_and_error():
         "notCheckable": 1,
         "withoutFiles": 0,
         "errors": {"acme-sftp": "SFTP: permission denied"},
+        "cleaned": [{"integrationId": "acme-s3", "name": "p/c.dst"}],
         "problems": [
             {"integrationId": "acme-s3", "name": "a.pdf", "problem": "missing", "expectedBytes": 5, "foundBytes": None},
             {"integrationId": "acme-s3", "name": "b.png", "problem": "different", "expectedBytes": 5, "foundBytes": 4},
@@ -124,9 +128,10 @@ def test_the_report_says_every_figure_and_each_problem_and_error():
     }
     assert report_lines(tally) == [
         "reconcile rcn-1: checked 3 deliveries, 12 files; missing 1, different 1, re-sent nothing (dry run), "
-        "not checkable 1, errors 1",
+        "not checkable 1, errors 1, cleaned 1 (dry run: found, kept)",
         "  missing: acme-s3 a.pdf",
         "  different: acme-s3 b.png (4 bytes, 5 delivered)",
+        "  cleaned: acme-s3 p/c.dst (the service's leftover)",
         "  error: acme-sftp: SFTP: permission denied",
     ]
 
@@ -143,3 +148,31 @@ async def test_a_local_folder_is_asked_by_name_with_size_and_sha256(tmp_path):
         await inspect(destination, ["../escape.pdf"])  # names are checked as where files are written
     with pytest.raises(NotCheckable):
         await inspect(object(), ["a.pdf"])  # type: ignore[arg-type]
+
+
+def test_only_the_services_own_temporary_files_of_the_windows_names_are_leftovers():
+    uuid_hex = "0123456789abcdef0123456789abcdef"
+    assert own_temporary(f".1022_Front.dst.{uuid_hex}.part", ["1022_Front.dst"]) == "1022_Front.dst"
+    assert own_temporary(f".other.dst.{uuid_hex}.part", ["1022_Front.dst"]) is None  # not of the window's names
+    assert own_temporary(".1022_Front.dst.part", ["1022_Front.dst"]) is None  # not the service's pattern
+    assert own_temporary("1022_Front.dst", ["1022_Front.dst"]) is None
+    # Ten destination timeouts bound an attempt's transfer: twice that is when nothing can still be writing.
+    assert stale_before(T, 120) == datetime(2026, 12, 1, 23, 20, tzinfo=UTC)
+
+
+async def test_a_local_folders_stale_leftovers_are_removed_and_fresh_ones_kept(tmp_path):
+    root = tmp_path / "deliveries"
+    folder = root / "acme"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / f".f.pdf.{'a' * 32}.part", folder / f".f.pdf.{'b' * 32}.part"
+    unrelated = folder / f".g.pdf.{'c' * 32}.part"  # of a name this run does not know: left alone
+    for path in (stale, fresh, unrelated):
+        path.write_bytes(b"half")
+    os.utime(stale, (1_000_000, 1_000_000))
+    os.utime(unrelated, (1_000_000, 1_000_000))
+    destination = LocalDestination({"directory": "acme"}, NetPolicy(True), root)
+    before = datetime.fromtimestamp(2_000_000, UTC)
+    assert await clean_leftovers(destination, ["f.pdf"], before, dry_run=True) == [stale.name]
+    assert stale.exists()  # a dry run finds, keeps
+    assert await clean_leftovers(destination, ["f.pdf"], before, dry_run=False) == [stale.name]
+    assert not stale.exists() and fresh.exists() and unrelated.exists()

@@ -159,13 +159,18 @@ async def reconcile(
                 plain = box.decrypt_settings(integration.settings) if box else dict(integration.settings)
                 destination = await pool.get(integration, plain)
                 held = await inspect(destination, named)
-                left = await clean_leftovers(destination, named, before, dry_run=dry_run)
             except Exception as exc:  # one destination's refusal is its error; the others are still checked
                 message = str(exc) if isinstance(exc, LookupError) else classify_failure(exc).message
                 tally.errors[integration_id] = scrub(message, plain)
                 continue
             tally.files += len(named)
             tally.found.extend(problems(named.values(), held))
+            try:
+                left = await clean_leftovers(destination, named, before, dry_run=dry_run)
+            except Exception as exc:  # a store that refuses the clean-up (a permission) keeps its check
+                failure = classify_failure(exc).message
+                tally.errors[integration_id] = scrub(f"removing leftovers: {failure}", plain)
+                continue
             tally.cleaned.extend((integration_id, name) for name in left)
     finally:
         await pool.close()

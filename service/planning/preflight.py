@@ -32,7 +32,9 @@ HEAD_BYTES = 64 * 1024
 # (PDF readers look for %%EOF in the last KiB too; a few bytes of padding after the others are allowed).
 TAIL_BYTES = 1024
 # A JSON file is parsed whole up to this size; above it only its ends are checked (see `_judge_json`).
-JSON_PARSE_BYTES = 8 * 1024 * 1024
+# Held in memory while it comes: a worker downloads up to 4 files for each of its 8 deliveries at once,
+# so 1 MiB bounds this at 32 MiB however many recipe JSON files arrive together.
+JSON_PARSE_BYTES = 1024 * 1024
 DST_HEADER_BYTES = 512
 DST_RECORD_BYTES = 3
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -17,6 +17,7 @@ from service.netclients import policy_aiohttp_session
 from service.netpolicy import NetPolicy, RefusedDestination, check_url
 from service.planning.naming import file_prefix, manifest_name
 from service.planning.payloads import manifest
+from service.planning.preflight import FileCheck, PreflightMode, type_of_name
 
 CHUNK = 1024 * 1024
 # Downloads of one command running at once (the worker runs several deliveries too: the shared
@@ -50,9 +51,16 @@ class AssetFetcher:
             await self._session.close()
 
     async def fetch_all(
-        self, command: DeliveryCommand, folder: Path, limit: TotalLimit | None = None
+        self,
+        command: DeliveryCommand,
+        folder: Path,
+        limit: TotalLimit | None = None,
+        *,
+        preflight: PreflightMode = "strict",
     ) -> list[LocalFile]:
-        """Every file of the command, then its manifest, in `folder`; at most `limit` bytes in all.
+        """Every file of the command, then its manifest, in `folder`; at most `limit` bytes in all; each
+        file checked as it streams in (`preflight`), so a bad one fails the delivery before any of it is
+        handed to the destination.
 
         Up to FETCHES_AT_ONCE files download at once (one after another, each paid its own round
         trips and slow start); the manifest keeps the command's order. A failure stops the files after
@@ -65,7 +73,7 @@ class AssetFetcher:
 
         async def one(file: DeliveryFile) -> LocalFile:
             async with gate:
-                return await self.fetch(file, folder, tally)
+                return await self.fetch(file, folder, tally, preflight=preflight)
 
         downloads = [asyncio.create_task(one(file)) for file in command.files]
 
@@ -95,9 +103,12 @@ class AssetFetcher:
         files.append(LocalFile(name, "application/json", "", path, len(body), hashlib.sha256(body).hexdigest()))
         return files
 
-    async def fetch(self, file: DeliveryFile, folder: Path, tally: _Tally | None = None) -> LocalFile:
+    async def fetch(
+        self, file: DeliveryFile, folder: Path, tally: _Tally | None = None, *, preflight: PreflightMode = "strict"
+    ) -> LocalFile:
         name = checked_name(file.name)
         tally = tally or _Tally(None)
+        check = FileCheck(name, file.type or type_of_name(name), file.mimeType, preflight)
         try:
             await check_url(file.url, self.policy, allowed_hosts=self.allowed_hosts)
         except RefusedDestination as exc:
@@ -120,18 +131,34 @@ class AssetFetcher:
                 declared = response.content_length or 0
                 if declared > self.max_bytes:
                     raise PermanentDeliveryError(f"file {name}: {declared} bytes, over the limit")
+                # The length to hold the arrived bytes to: only for a body sent as stored (a host that
+                # compresses anyway announces the compressed length, and aiohttp hands out the bytes decoded).
+                encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+                announced = None if encoded else response.content_length
                 tally.claim(declared)
                 claimed = declared
                 with path.open("wb") as out:
-                    async for chunk in response.content.iter_chunked(CHUNK):
-                        size += len(chunk)
-                        if size > self.max_bytes:
-                            raise PermanentDeliveryError(f"file {name}: more than the limit of {self.max_bytes} bytes")
-                        if size > claimed:
-                            tally.claim(size - claimed)
-                            claimed = size
-                        digest.update(chunk)
-                        out.write(chunk)
+                    try:
+                        async for chunk in response.content.iter_chunked(CHUNK):
+                            size += len(chunk)
+                            if size > self.max_bytes:
+                                raise PermanentDeliveryError(
+                                    f"file {name}: more than the limit of {self.max_bytes} bytes"
+                                )
+                            if size > claimed:
+                                tally.claim(size - claimed)
+                                claimed = size
+                            check.feed(chunk)
+                            digest.update(chunk)
+                            out.write(chunk)
+                    except aiohttp.ClientPayloadError:
+                        # The host closed the connection before the length it announced (aiohttp's parser
+                        # says so this way): a file cut off in transfer is the pre-flight length check's case.
+                        cut = check.cut_off(size, announced)
+                        if cut is not None:
+                            raise cut from None
+                        raise
+                check.finish(arrived=size, announced=announced)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientDeliveryError(f"file {name}: download failed: {type(exc).__name__}") from exc
         return LocalFile(name, file.mimeType, file.url, path, size, digest.hexdigest())

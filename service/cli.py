@@ -147,7 +147,12 @@ def _redacted(doc: dict[str, Any]) -> dict[str, Any]:
         box: SecretBox | None = SecretBox(get_settings().secret_keys.get_secret_value())
     except SecretKeyError:
         box = None
-    return {**doc, "settings": redact_settings(doc.get("settings") or {}, box)}
+    # A configuration put before `preflight` existed gets the default: show what the worker applies.
+    return {
+        **doc,
+        "preflight": doc.get("preflight") or "strict",
+        "settings": redact_settings(doc.get("settings") or {}, box),
+    }
 
 
 @integrations_cli.command("list")
@@ -500,6 +505,59 @@ def redrive(
         lambda progress: run_redrive(settings, catalog_of(settings), chosen, dry_run=dry_run, progress=progress),
     )
     _print_tally("redrive", tally)
+
+
+@cli.command()
+def reconcile(
+    tenant: Annotated[str, typer.Option(help="the tenant whose deliveries are checked")],
+    integration: Annotated[str | None, typer.Option(help="only this integration's deliveries")] = None,
+    since: Annotated[str, typer.Option(help="deliveries from this time (ISO 8601, or a span ago: 6h, 3d)")] = "7d",
+    order_id: Annotated[str | None, typer.Option(help="only this order's deliveries")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check and report; send nothing again")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the figures and problems as JSON")] = False,
+    leftovers_after: Annotated[
+        str | None,
+        typer.Option(
+            "--leftovers-after",
+            help="remove the service's temporary files and incomplete uploads older than this span (90m, 2h);"
+            " default: twice the longest an attempt may write",
+        ),
+    ] = None,
+) -> None:
+    """Check that each destination still holds the files its deliveries of the window handed over (by
+    name, size and SHA-256 where the store keeps one), and deliver again, under the same delivery id
+    and names, each delivery of which a file is missing or different. Exit 1 when a destination could
+    not be checked."""
+    from service.operators.reconcile import reconcile as run_reconcile
+    from service.operators.reconcile_report import report_lines
+    from service.planning.reconcile import ReconcileFilter
+
+    settings = get_settings()
+    start = _when("--since", since)
+    assert start is not None
+    before = _when("--leftovers-after", leftovers_after)
+    if integration is not None and integration not in _current(settings):
+        raise fail(f"no integration {integration!r}")
+    require_broker(settings)
+    tally = _run_with_progress(
+        "reading delivery-results",
+        lambda progress: run_reconcile(
+            settings,
+            catalog_of(settings),
+            ReconcileFilter(tenant, integration, order_id),
+            start,
+            dry_run=dry_run,
+            progress=progress,
+            leftovers_before=before,
+        ),
+    )
+    if as_json:
+        typer.echo(orjson.dumps(tally.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        for line in report_lines(tally.as_dict()):
+            typer.echo(line)
+    if tally.errors:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ OrderEventType = Literal["order.created", "order.updated", "order.cancelled"]
 EventType = Literal["recipe.created", "order.created", "order.updated", "order.cancelled"]
 IntegrationType = Literal["email", "sftp", "s3", "azure", "zapier", "local"]
 FileKind = Literal["recipe", "ticket", "production", "preview", "attachment"]
+PreflightMode = Literal["strict", "basic", "off"]
 ORDER_EVENT_TYPES: tuple[str, ...] = ("order.created", "order.updated", "order.cancelled")
 
 
@@ -70,6 +71,9 @@ class Integration(InputModel):
     successNotificationList: str = ""
     failureNotificationList: str = ""
     settings: dict[str, Any] = Field(repr=False)
+    # Which pre-flight checks a delivery's files pass before anything is handed over
+    # (service/planning/preflight.py): every check, empty files and error pages only, or none.
+    preflight: PreflightMode = "strict"
 
 
 # failed-only: the (recipe, integration) pairs whose latest delivery failed for good; all: every
@@ -127,6 +131,8 @@ class DeliveryFile(ServiceMessage):
     name: str
     mimeType: str
     url: str
+    # The recipe's declared type (pre-flight checks go by it); absent on older commands: the name's extension.
+    type: str | None = None
 
 
 class AttemptError(ServiceMessage):
@@ -164,9 +170,19 @@ class DeliveryCommand(ServiceMessage):
     # The attempt a series began with: a re-drive goes on numbering attempts (the history stays
     # readable) and gets the full number of attempts again.
     seriesStart: int = 1
+    # Set on a delivery sent again because its destination no longer held its files (outbound reconcile).
+    reconcile: str | None = None
 
 
 Outcome = Literal["delivered", "failed", "superseded", "skipped"]
+
+
+class DeliveredFile(ServiceMessage):
+    """One file a delivered attempt handed over (the manifest too), as it arrived and was checked."""
+
+    name: str
+    bytes: int
+    sha256: str
 
 
 class DeliveryResult(ServiceMessage):
@@ -189,3 +205,6 @@ class DeliveryResult(ServiceMessage):
     final: bool = True
     replay: str | None = None
     redrive: str | None = None
+    reconcile: str | None = None
+    # Set when delivered: each file with its size and SHA-256, so a destination can be checked against it.
+    files: list[DeliveredFile] = []

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from tests.files import good_file
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
 
 
@@ -43,11 +45,12 @@ def order_event(tenant: str, recipe_ids: list[str], event_type: str = "order.cre
 
 
 def recipe_with_assets(destinations, tenant, **fields):
-    """A recipe whose five files live on the test asset host, and the bytes each should arrive with."""
+    """A recipe whose five files live on the test asset host, and the bytes each should arrive with:
+    good files of their types (they pass the pre-flight checks), different on every call."""
     recipe = recipe_event(tenant, **fields)
     contents = {}
     for file in recipe["files"]:
-        data = os.urandom(2048) + file["name"].encode()
+        data = good_file(file["type"], os.urandom(32) + file["name"].encode())
         asset = f"{uuid.uuid4().hex}.{file['type']}"
         file["url"] = destinations.http.add_asset(asset, data)
         contents[(file["name"], file["type"])] = data

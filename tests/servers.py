@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -22,6 +22,7 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 
 from tests.deployments import load_local_kafka
+from tests.files import big_parts
 
 BLOCK = hashlib.sha256(b"recipe-outbound").digest() * (1024 * 1024 // 32)  # 1 MiB of a known pattern
 
@@ -48,7 +49,8 @@ async def serve(app: web.Application, port: int) -> web.AppRunner:
 
 @dataclass
 class HttpServers:
-    """Assets at /assets/<name> (files put in `assets`) and /big/<bytes> (generated, streamed);
+    """Assets at /assets/<name> (files put in `assets`; /short/<name> sends half and hangs up) and
+    /big/<bytes> (generated, streamed; `?as=dst` a valid DST of that size);
     catch hooks at /hook/<name> answering what is queued in `hook_statuses[name]` (then 200): a
     status, or (status, headers, seconds to wait before answering)."""
 
@@ -84,6 +86,7 @@ class HttpServers:
         app.router.add_get("/assets/{name}", self._asset)
         app.router.add_get("/big/{size}", self._big)
         app.router.add_get("/stream/{size}", self._stream)
+        app.router.add_get("/short/{name}", self._short)
         app.router.add_post("/hook/{name}", self._hook)
         self.runner = await serve(app, self.port)
         return self
@@ -99,33 +102,52 @@ class HttpServers:
             return web.Response(status=404)
         return web.Response(body=data, content_type="application/octet-stream")
 
+    def _chunks(self, request: web.Request) -> Iterator[bytes]:
+        """/big and /stream's body: the known pattern, or with `?as=dst` a valid file of that type."""
+        size = int(request.match_info["size"])
+        kind = request.query.get("as")
+        if kind:
+            yield from big_parts(kind, size)
+            return
+        sent = 0
+        while sent < size:
+            chunk = BLOCK[: min(len(BLOCK), size - sent)]
+            yield chunk
+            sent += len(chunk)
+
     async def _big(self, request: web.Request) -> web.StreamResponse:
         size = int(request.match_info["size"])
         response = web.StreamResponse(headers={"Content-Length": str(size)})
         await response.prepare(request)
-        sent = 0
-        while sent < size:
-            chunk = BLOCK[: min(len(BLOCK), size - sent)]
+        for chunk in self._chunks(request):
             await response.write(chunk)
-            sent += len(chunk)
         await response.write_eof()
         return response
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         """Like /big, but chunked with no Content-Length: the size is known only by reading it all."""
-        size = int(request.match_info["size"])
         response = web.StreamResponse()
         response.enable_chunked_encoding()
         await response.prepare(request)
-        sent = 0
         try:
-            while sent < size:
-                chunk = BLOCK[: min(len(BLOCK), size - sent)]
+            for chunk in self._chunks(request):
                 await response.write(chunk)
-                sent += len(chunk)
         except ConnectionError:
             return response  # the client stopped reading, as it may
         await response.write_eof()
+        return response
+
+    async def _short(self, request: web.Request) -> web.StreamResponse:
+        """Announces the asset's length (Content-Length), sends only its first half, then closes the
+        connection: a file cut off in transfer."""
+        data = self.assets.get(request.match_info["name"])
+        if data is None:
+            return web.Response(status=404)
+        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        await response.prepare(request)
+        await response.write(data[: len(data) // 2])
+        assert request.transport is not None
+        request.transport.close()
         return response
 
     def hook_ids(self, name: str) -> list[str]:

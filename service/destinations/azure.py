@@ -55,6 +55,8 @@ class AzureBlobDestination(Destination[AzureOptions]):
                     length=file.size,
                     overwrite=True,
                     content_settings=ContentSettings(content_type=file.mime_type),
+                    # Kept with the blob for `outbound reconcile` to compare with the delivered file.
+                    metadata={"sha256": file.sha256},
                     max_concurrency=2,
                 )
         return job.total_bytes

@@ -31,6 +31,11 @@ class LocalFile:
     sha256: str
 
 
+def delivered_files(files: list[LocalFile]) -> list[dict[str, Any]]:
+    """What a delivery result says of each file handed over: name, bytes and SHA-256."""
+    return [{"name": f.name, "bytes": f.size, "sha256": f.sha256} for f in files]
+
+
 @dataclass(frozen=True)
 class Job:
     command: DeliveryCommand

@@ -70,11 +70,16 @@ class S3Destination(Destination[S3Options]):
 
 
 async def upload(client: Any, bucket: str, key: str, file: LocalFile) -> None:
+    # The file's SHA-256 as user metadata, so that `outbound reconcile` can tell a changed object from
+    # the delivered one (S3's own SHA-256 checksum of a multipart upload is one of its parts' checksums).
+    metadata = {"sha256": file.sha256}
     if file.size <= PART_BYTES:
         body = await asyncio.to_thread(file.path.read_bytes)
-        await client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=file.mime_type)
+        await client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=file.mime_type, Metadata=metadata)
         return
-    started = await client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=file.mime_type)
+    started = await client.create_multipart_upload(
+        Bucket=bucket, Key=key, ContentType=file.mime_type, Metadata=metadata
+    )
     upload_id = started["UploadId"]
     try:
         parts = []

@@ -19,7 +19,7 @@ def delivery_id(event_id: str, recipe_id: str, integration_id: str) -> str:
 def delivery_files(recipe: RecipeEvent, prefix: str) -> list[DeliveryFile]:
     names = delivery_names(prefix, [(f.name, f.type) for f in recipe.files])
     return [
-        DeliveryFile(kind=f.kind, name=n, mimeType=f.mimeType, url=f.url)
+        DeliveryFile(kind=f.kind, name=n, mimeType=f.mimeType, url=f.url, type=f.type)
         for f, n in zip(recipe.files, names, strict=True)
     ]
 

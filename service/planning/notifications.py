@@ -10,6 +10,7 @@ from typing import Any
 
 from service.contracts import DeliveryCommand, DeliveryResult, Integration
 from service.planning.payloads import header_text
+from service.planning.preflight import upstream_advice
 from service.validation import split_addresses
 
 
@@ -73,6 +74,7 @@ def failure_notification(
             "What went wrong:",
             *attempts,
             "",
+            *_fix_upstream(command),
             "After fixing the cause, trigger the integration again: open Review Recent Orders, find",
             f"{target} and click Trigger Integrations, or run:",
             f"  outbound trigger --tenant {command.tenant} {option} --integration {integration.id}",
@@ -85,3 +87,9 @@ def failure_notification(
         "body": body,
         "deliveryId": command.deliveryId,
     }
+
+
+def _fix_upstream(command: DeliveryCommand) -> list[str]:
+    """A file that failed its pre-flight check is fixed where it comes from, not at the destination."""
+    advice = upstream_advice(command.errors[-1].error) if command.errors else None
+    return ["What to fix upstream:", *(f"  {line}" for line in advice), ""] if advice else []

@@ -67,14 +67,19 @@ def fold_command(doc: dict[str, Any] | None, command: dict[str, Any]) -> dict[st
     doc = dict(doc or {})
     deliveries = deliveries_of(doc)
     entry = dict(deliveries.get(command["deliveryId"]) or {"attempts": []})
-    sizes = {f["name"]: f.get("bytes") for f in entry.get("files") or []}
+    measured = {f["name"]: f for f in entry.get("files") or []}
     entry.update({k: command.get(k) for k in _IDENTITY})
     entry.update(
         eventId=command.get("eventId"),
         manual=bool(command.get("manual")),
         createdAt=command.get("createdAt"),
         files=[
-            {"name": f["name"], "kind": f.get("kind"), "mimeType": f.get("mimeType"), "bytes": sizes.get(f["name"])}
+            {
+                "name": f["name"],
+                "kind": f.get("kind"),
+                "mimeType": f.get("mimeType"),
+                **_measured(None, measured.get(f["name"], {})),
+            }
             for f in command.get("files") or []
         ],
     )
@@ -101,16 +106,23 @@ def fold_result(doc: dict[str, Any] | None, result: dict[str, Any]) -> dict[str,
     }
     others = [a for a in entry.get("attempts") or [] if a["attempt"] != attempt["attempt"]]
     entry["attempts"] = sorted([*others, attempt], key=lambda a: a["attempt"])
-    # Results may name each file's size; the command only names the files.
-    sized = {f["name"]: f.get("bytes") for f in result.get("files") or [] if isinstance(f, dict) and "name" in f}
+    # A delivered attempt's result names each file's size and SHA-256 (the manifest too); the command
+    # only names the files.
+    sized = {f["name"]: f for f in result.get("files") or [] if isinstance(f, dict) and "name" in f}
     if sized:
         known = {f["name"] for f in entry.get("files") or []}
-        entry["files"] = [{**f, "bytes": sized.get(f["name"], f.get("bytes"))} for f in entry.get("files") or []] + [
-            {"name": n, "kind": None, "mimeType": None, "bytes": b} for n, b in sized.items() if n not in known
+        entry["files"] = [{**f, **_measured(sized.get(f["name"]), f)} for f in entry.get("files") or []] + [
+            {"name": n, "kind": None, "mimeType": None, **_measured(f, {})} for n, f in sized.items() if n not in known
         ]
     deliveries[result["deliveryId"]] = entry
     doc["deliveries"] = _bounded(deliveries)
     return doc
+
+
+def _measured(delivered: dict[str, Any] | None, known: dict[str, Any]) -> dict[str, Any]:
+    if delivered is None:
+        return {"bytes": known.get("bytes"), "sha256": known.get("sha256")}
+    return {"bytes": delivered.get("bytes"), "sha256": delivered.get("sha256")}
 
 
 def fold_order(doc: dict[str, Any] | None, summary: dict[str, Any]) -> dict[str, Any]:

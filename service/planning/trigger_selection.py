@@ -45,7 +45,8 @@ def planned_deliveries(
     names: dict[str, list[str]] = {}
     for entry in sorted(deliveries_of(doc or {}).values(), key=planned_order):
         if entry.get("files"):
-            names[entry["recipeId"]] = [f["name"] for f in entry["files"]]
+            # The recipe's files (a result also lists the manifest, which has no kind).
+            names[entry["recipeId"]] = [f["name"] for f in entry["files"] if f.get("kind")]
     return [
         {
             "deliveryId": delivery_id(trigger_id, link.recipeId, integration.id),

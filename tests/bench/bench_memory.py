@@ -34,7 +34,7 @@ async def grow(
             "name": "Front",
             "type": "dst",
             "mimeType": "application/octet-stream",
-            "url": f"{bench.destinations.http.base}/big/{size}",
+            "url": f"{bench.destinations.http.base}/big/{size}?as=dst",  # a valid DST: it passes pre-flight
         }
     ]
     assert worker.proc is not None

@@ -1,5 +1,6 @@
 """A command's files download a few at a time, against real local asset hosts: the manifest keeps the
-command's order, and every limit (per file, in all, redirects, statuses) still holds."""
+command's order, every limit (per file, in all, redirects, statuses) still holds, and each file is
+checked as it streams in."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from service.contracts import DeliveryCommand, DeliveryFile
 from service.delivery_errors import PermanentDeliveryError, TransientDeliveryError
 from service.destinations.base import TotalLimit
 from service.netpolicy import NetPolicy, RefusedDestination
+from service.planning.preflight import PreflightFailed
+from tests.files import good_file
 from tests.servers import HttpServers, free_port, serve
 
 pytestmark = pytest.mark.integration
@@ -113,7 +116,9 @@ async def fetcher(slow_host: SlowAssetHost, assets: HttpServers) -> AsyncIterato
 
 
 def command(urls: list[str], names: list[str] | None = None) -> DeliveryCommand:
-    names = names or [f"999-r-{i}-Front.dst" for i in range(len(urls))]
+    # Of no type the pre-flight checks know (the bodies here are patterns): empty files and error pages
+    # are all they look for.
+    names = names or [f"999-r-{i}-Front.bin" for i in range(len(urls))]
     return DeliveryCommand(
         deliveryId="d-1",
         integrationId="i-1",
@@ -167,24 +172,41 @@ async def test_the_limit_in_all_counts_every_download_at_once(fetcher: AssetFetc
 
 async def test_each_file_keeps_its_own_limit_and_errors(fetcher: AssetFetcher, assets: HttpServers, tmp_path):
     fetcher.max_bytes = 2 * MiB
-    with pytest.raises(PermanentDeliveryError, match=r"^file 999-r-1-Front.dst: 3145728 bytes, over the limit$"):
+    with pytest.raises(PermanentDeliveryError, match=r"^file 999-r-1-Front.bin: 3145728 bytes, over the limit$"):
         await fetcher.fetch_all(command([assets.add_asset("small", b"x"), f"{assets.base}/big/{3 * MiB}"]), tmp_path)
     with pytest.raises(PermanentDeliveryError, match=r"more than the limit of 2097152 bytes$"):
         await fetcher.fetch_all(command([f"{assets.base}/stream/{3 * MiB}"]), tmp_path)
 
 
 async def test_the_earliest_failing_file_in_the_commands_order_is_the_error(
-    fetcher: AssetFetcher, slow_host: SlowAssetHost, tmp_path: Path
+    fetcher: AssetFetcher, slow_host: SlowAssetHost, assets: HttpServers, tmp_path: Path
 ):
     base = f"http://127.0.0.1:{slow_host.port}"
     slow_host.reset(3)
     # The first file fails last, after the others failed at once: its error is the one raised.
     urls = [f"{base}/status/503?last", f"{base}/status/403", f"{base}/status/302"]
     started = time.monotonic()
-    with pytest.raises(TransientDeliveryError, match=r"^file 999-r-0-Front.dst: asset host answered HTTP 503$"):
+    with pytest.raises(TransientDeliveryError, match=r"^file 999-r-0-Front.bin: asset host answered HTTP 503$"):
         await fetcher.fetch_all(command(urls), tmp_path)
     assert time.monotonic() - started < DEADLINE and len(slow_host.answered) == 3  # all three asked at once
     with pytest.raises(RefusedDestination, match=r"answered a redirect \(HTTP 302\), not followed$"):
         await fetcher.fetch_all(command(urls[2:]), tmp_path)
     with pytest.raises(RefusedDestination, match="is not a configured asset host"):
-        await fetcher.fetch_all(command([f"{base}/status/200", "http://127.0.0.1:9/x"]), tmp_path)
+        await fetcher.fetch_all(command([assets.add_asset("fine", b"fine"), "http://127.0.0.1:9/x"]), tmp_path)
+
+
+async def test_a_file_is_checked_as_it_streams_and_one_that_fails_stops_at_once(
+    fetcher: AssetFetcher, assets: HttpServers, tmp_path: Path
+):
+    fetcher.max_bytes = 2048 * MiB
+    good = assets.add_asset("front-good.dst", good_file("dst", b"front"))
+    # 1 GiB announced as a DST that is none: refused on its first chunk, not after reading a GiB.
+    bad = f"{assets.base}/stream/{1024 * MiB}"
+    started = time.monotonic()
+    with pytest.raises(PreflightFailed, match=r"^pre-flight: 999-r-Back.dst: no Tajima header \(its LA: field"):
+        await fetcher.fetch_all(command([good, bad], names=["999-r-Front.dst", "999-r-Back.dst"]), tmp_path)
+    assert time.monotonic() - started < 10 and (tmp_path / "999-r-Back.dst").stat().st_size < 2 * MiB
+    # Checked once, as it came: each file is asked of the host once (no second read to check it).
+    (tmp_path / "again").mkdir()
+    files = await fetcher.fetch_all(command([good], names=["999-r-Front.dst"]), tmp_path / "again")
+    assert assets.requested.count("front-good.dst") == 2 and files[0].size == len(good_file("dst", b"front"))

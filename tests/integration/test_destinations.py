@@ -13,8 +13,8 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.deployments import configure
 from tests.events import order_event, recipe_event, recipe_with_assets, unique
+from tests.files import big_prefix
 from tests.integrations import azure_settings, integration, s3_settings, sftp_settings
-from tests.servers import pattern_bytes
 from tests.stores import azure_blobs, make_bucket, s3_client, s3_objects
 from tests.waiting import wait_for
 
@@ -170,7 +170,7 @@ async def test_a_200_mb_file_goes_to_s3_and_sftp_with_bounded_memory(deployment,
             "name": "Front",
             "type": "dst",
             "mimeType": "application/octet-stream",
-            "url": f"{destinations.http.base}/big/{size}",
+            "url": f"{destinations.http.base}/big/{size}?as=dst",  # a valid DST: it passes pre-flight
         }
     ]
     process = psutil.Process(worker.proc.pid)
@@ -190,7 +190,7 @@ async def test_a_200_mb_file_goes_to_s3_and_sftp_with_bounded_memory(deployment,
     assert {r["outcome"] for r in results} == {"delivered"}, results
     name = order_name(order, recipe, "Front", "dst")
     remote = sftp.root / tenant / name
-    assert remote.stat().st_size == size and remote.read_bytes()[: 1024 * 1024] == pattern_bytes(1024 * 1024)
+    assert remote.stat().st_size == size and remote.read_bytes()[: 1024 * 1024] == big_prefix("dst", size, 1024 * 1024)
     async with s3_client(destinations) as s3:
         head = await s3.head_object(Bucket=bucket, Key=name)
     assert head["ContentLength"] == size

@@ -164,7 +164,10 @@ async def test_every_worker_gives_the_same_order_view(shop):
     assert failed["attempts"][0]["outcome"] == "failed" and "410" in failed["attempts"][0]["error"]
     assert failed["attempts"][0]["startedAt"] and failed["eventType"] == "order.created"
     [delivered] = folder["deliveries"]
-    assert len(delivered["files"]) == 5 and delivered["attempts"][0]["bytes"] > 5 * 2048
+    # The recipe's five files and the manifest, each with the size and SHA-256 its result gave.
+    assert len(delivered["files"]) == 6 and delivered["files"][-1]["name"].endswith("_manifest.json")
+    assert all(f["bytes"] and len(f["sha256"]) == 64 for f in delivered["files"])
+    assert delivered["attempts"][0]["bytes"] == sum(f["bytes"] for f in delivered["files"])
     assert all(f["name"].startswith(f"{number}_ID_") for f in delivered["files"])
     text = str(view)
     assert "customer" not in text and "shippingAddress" not in text

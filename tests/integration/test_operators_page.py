@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import AsyncIterator
 
@@ -42,7 +43,7 @@ async def test_sign_in_find_an_order_and_trigger_its_failed_integration(
     await configure(deployment, [worker], hook)
     await configure(deployment, [worker], folder)
     destinations.http.hook_statuses[tenant] = [410]  # fails for good at once; the next call succeeds
-    recipe, _ = recipe_with_assets(destinations, tenant)
+    recipe, contents = recipe_with_assets(destinations, tenant)
     order = order_event(tenant, [recipe["recipeId"]])
     await deployment.produce_json("recipes", [recipe], "recipeId")
     await deployment.produce_json("orders", [order], "orderId")
@@ -80,8 +81,13 @@ async def test_sign_in_find_an_order_and_trigger_its_failed_integration(
         hook_block = detail.locator(".integration", has_text=hook["id"])
         await expect(hook_block.locator("h4 .badge")).to_have_text("failed")
         await expect(hook_block).to_contain_text("410")
-        await expect(detail.locator(".integration", has_text=folder["id"]).locator("h4 .badge")).to_have_text(
-            "delivered"
+        folder_block = detail.locator(".integration", has_text=folder["id"])
+        await expect(folder_block.locator("h4 .badge")).to_have_text("delivered")
+        # Each delivered file with its size and the start of its SHA-256, as the delivery result gave them.
+        await folder_block.locator("details summary").first.click()
+        ticket = contents[("Ticket", "pdf")]
+        await expect(folder_block.locator("ul.files")).to_contain_text(
+            f"sha256 {hashlib.sha256(ticket).hexdigest()[:12]}"
         )
         await shot(page, tmp_path, "2-order")
 

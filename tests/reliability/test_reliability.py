@@ -30,6 +30,7 @@ import pytest
 from tests.broker_view import assert_nothing_skipped_below_commits, below_commits, group_state
 from tests.deployments import Worker, answers_ready, configure, load_local_kafka, new_deployment
 from tests.events import malformed, order_event, recipe_event, unique
+from tests.files import good_file
 from tests.integrations import hook_integration, integration, local_integration, s3_settings, sftp_settings
 from tests.reliability.conftest import report
 from tests.servers import start_sftp
@@ -57,7 +58,7 @@ def one_file_recipe(destinations, tenant):
     its manifest)."""
     recipe = recipe_event(tenant)
     recipe["files"] = recipe["files"][:1]
-    recipe["files"][0]["url"] = destinations.http.add_asset(f"{unique()}.json", os.urandom(512))
+    recipe["files"][0]["url"] = destinations.http.add_asset(f"{unique()}.json", good_file("json", os.urandom(16)))
     return recipe
 
 

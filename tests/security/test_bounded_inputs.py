@@ -47,8 +47,8 @@ async def test_email_over_the_limit_fails_for_good_and_a_1_gib_file_does_not_gro
     await publish_integrations(deployment, [worker], [mail])
     base = destinations.http.base
     # Declared too large (Content-Length), and 1 GiB streamed with no length: both stop at the limit.
-    declared = command(mail, [production_file(f"{base}/big/{21 * MiB}", f"{tenant}-Declared.dst")])
-    streamed = command(mail, [production_file(f"{base}/stream/{1024 * MiB}", f"{tenant}-Front.dst")])
+    declared = command(mail, [production_file(f"{base}/big/{21 * MiB}?as=dst", f"{tenant}-Declared.dst")])
+    streamed = command(mail, [production_file(f"{base}/stream/{1024 * MiB}?as=dst", f"{tenant}-Front.dst")])
     assert worker.proc is not None
     before = reset_peak(worker.proc.pid)
     await send_commands(deployment, [declared, streamed])
@@ -67,7 +67,7 @@ async def test_an_email_near_the_limit_is_streamed_not_held_in_memory(deployment
     tenant = unique("near")
     mail = integration(tenant, "email", {"to": f"{tenant}@factory.example"}, RAW_FEED)
     await publish_integrations(deployment, [worker], [mail])
-    sent = command(mail, [production_file(f"{destinations.http.base}/big/{19 * MiB}", f"{tenant}-Front.dst")])
+    sent = command(mail, [production_file(f"{destinations.http.base}/big/{19 * MiB}?as=dst", f"{tenant}-Front.dst")])
     assert worker.proc is not None
     before = reset_peak(worker.proc.pid)
     await send_commands(deployment, [sent])

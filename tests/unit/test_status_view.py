@@ -138,6 +138,22 @@ def test_file_sizes_come_from_results_that_carry_them():
     assert fold_result(doc, result("d1", 1, "delivered"))["deliveries"]["d1"]["files"][0]["bytes"] is None
 
 
+def test_a_delivered_result_gives_each_file_its_sha256_and_adds_the_manifest():
+    ticket = {"name": "1022_ID_o1_R_r1_Ticket.pdf", "bytes": 7, "sha256": "ab" * 32}
+    manifest = {"name": "1022_ID_o1_R_r1_manifest.json", "bytes": 3, "sha256": "cd" * 32}
+    doc = fold_result(fold_command(None, command("d1")), result("d1", 1, "delivered", files=[ticket, manifest]))
+    files = doc["deliveries"]["d1"]["files"]
+    assert [(f["name"], f["bytes"], f["sha256"], f["kind"]) for f in files] == [
+        (ticket["name"], 7, "ab" * 32, "ticket"),
+        (manifest["name"], 3, "cd" * 32, None),
+    ]
+    # A retry's command folded again keeps what the result measured; a trigger plans the recipe's files only.
+    again = fold_command(doc, command("d1"))["deliveries"]["d1"]["files"]
+    assert again[0]["sha256"] == "ab" * 32
+    [planned] = planned_deliveries("t1", [link("r1")], [integration("hook")], doc)
+    assert planned["files"] == [ticket["name"]]
+
+
 def test_summary_word_worst_first():
     assert summary_word(["delivered", "failed", "retrying"], False) == "failed"
     assert summary_word(["delivered", "retrying"], True) == "retrying"

@@ -70,6 +70,13 @@ def test_reasons_name_the_field():
     assert any(r.startswith("lineItems[0].itemQuantity") for r in result.reasons)
 
 
+def test_an_integrations_preflight_mode_is_one_of_three_and_strict_when_absent():
+    assert parse(INTEGRATION, example("integration-local.json")).preflight == "strict"
+    assert parse(INTEGRATION, {**example("integration-local.json"), "preflight": "off"}).preflight == "off"
+    refused = parse(INTEGRATION, {**example("integration-local.json"), "preflight": "lenient"})
+    assert refused.reasons == ["preflight: 'lenient' is not one of ['strict', 'basic', 'off']"]
+
+
 def test_trigger_must_name_exactly_one_target():
     doc = {**example("trigger-recipe.json"), "orderId": "123"}
     assert parse(TRIGGER, doc).reasons == ["(document): name exactly one of recipeId, orderId or orderNumber"]

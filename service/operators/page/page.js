@@ -247,6 +247,14 @@ function renderDetail(view) {
   $("detail-integrations").replaceChildren(el("h3", {}, "Deliveries"), ...(blocks.length ? blocks : [el("p", {}, "No delivery yet.")]));
 }
 
+// A file of a delivery: its size and, once delivered, its SHA-256 (the start shown, all of it on
+// hover), as the destination should hold it.
+function fileLine(f) {
+  const sized = f.bytes !== null && f.bytes !== undefined ? " — " + size(f.bytes) : "";
+  const hash = f.sha256 ? el("code", { class: "sha256", title: "SHA-256 " + f.sha256 }, " sha256 " + f.sha256.slice(0, 12) + "…") : "";
+  return el("li", {}, f.name, sized, hash);
+}
+
 function deliveryRow(d) {
   const attempts = el(
     "ol",
@@ -260,7 +268,7 @@ function deliveryRow(d) {
         "details",
         {},
         el("summary", {}, d.files.length + " file(s)"),
-        el("ul", { class: "files" }, d.files.map((f) => el("li", {}, f.name, f.bytes !== null && f.bytes !== undefined ? " — " + size(f.bytes) : ""))),
+        el("ul", { class: "files" }, d.files.map(fileLine)),
       )
     : "";
   return el(

@@ -25,10 +25,11 @@ from service import metrics
 from service.app import app, deliveries_topic, delivery_results_topic, settings
 from service.contracts import DeliveryCommand, DeliveryResult, Integration
 from service.delivery_errors import DeliveryError, TransientDeliveryError
-from service.destinations.base import Job
+from service.destinations.base import Job, LocalFile, delivered_files
 from service.destinations.failures import classify_failure
 from service.planning.commands import delivery_key
 from service.planning.order_view import fold_command
+from service.planning.preflight import PreflightFailed
 from service.planning.retry_policy import superseded
 from service.planning.view_keys import kind_of
 from service.secrets import is_encrypted, is_secret_setting, scrub
@@ -84,6 +85,7 @@ def log_ids(command: DeliveryCommand) -> dict[str, Any]:
         "recipeId": command.recipeId,
         "replay": command.replay,
         "redrive": command.redrive,
+        "reconcile": command.reconcile,
     }
     return {k: v for k, v in ids.items() if v is not None}
 
@@ -113,7 +115,7 @@ async def attempt(command: DeliveryCommand) -> None:
         started = datetime.now(UTC)
         try:
             plain = decrypted_options(integration)
-            sent = await run_destination(command, integration, plain)
+            sent, files = await run_destination(command, integration, plain)
         except Exception as exc:  # every failure of an attempt is a failed attempt, never bad input
             failure = classify_failure(exc)
             error = scrub(failure.message, plain)
@@ -124,6 +126,8 @@ async def attempt(command: DeliveryCommand) -> None:
                     "attempt": command.attempt,
                     "error": error,
                     "permanent": failure.permanent,
+                    # Which pre-flight check refused a file, when one did (a word, never the file's content).
+                    **({"preflightCheck": exc.check} if isinstance(exc, PreflightFailed) else {}),
                 },
             )
             final = await after_failure(
@@ -131,7 +135,7 @@ async def attempt(command: DeliveryCommand) -> None:
             )
             await record(command, started, outcome="failed", error=error, final=final)
             return
-    result = await record(command, started, outcome="delivered", sent=sent)
+    result = await record(command, started, outcome="delivered", sent=sent, files=delivered_files(files))
     log.info(
         "delivered",
         extra={**log_ids(command), "attempt": command.attempt, "bytes": sent},
@@ -149,7 +153,10 @@ def decrypted_options(integration: Integration) -> dict[str, Any]:
     return box.decrypt_settings(integration.settings)
 
 
-async def run_destination(command: DeliveryCommand, integration: Integration, plain: dict[str, Any]) -> int:
+async def run_destination(
+    command: DeliveryCommand, integration: Integration, plain: dict[str, Any]
+) -> tuple[int, list[LocalFile]]:
+    """The bytes sent, and the files handed over (none for a hook: it gets links)."""
     tools = runtime()
     destination = await tools.pool.get(integration, plain)
     async with contextlib.AsyncExitStack() as spool:
@@ -158,10 +165,12 @@ async def run_destination(command: DeliveryCommand, integration: Integration, pl
             # Only deliveries of files get a spool folder: a hook delivery has nothing to download. Made
             # here, not once at start, so that a disk problem is an attempt's (retried) failure.
             folder = await spool.enter_async_context(spool_folder())
-            files = await tools.fetcher.fetch_all(command, folder, destination.total_limit())
+            files = await tools.fetcher.fetch_all(
+                command, folder, destination.total_limit(), preflight=integration.preflight
+            )
         job = Job(command=command, integration=integration, options=plain, files=files)
         try:
-            return await asyncio.wait_for(destination.deliver(job), settings.destination_timeout_seconds * 10)
+            return await asyncio.wait_for(destination.deliver(job), settings.destination_timeout_seconds * 10), files
         except DeliveryError:
             raise
         except Exception:
@@ -191,6 +200,7 @@ async def record(
     error: str | None = None,
     sent: int = 0,
     final: bool = True,
+    files: list[dict[str, Any]] | None = None,
 ) -> DeliveryResult:
     result = DeliveryResult.model_validate(
         {
@@ -211,6 +221,8 @@ async def record(
             "final": final,
             "replay": command.replay,
             "redrive": command.redrive,
+            "reconcile": command.reconcile,
+            "files": files or [],
         }
     )
     doc = result.model_dump(mode="json")

@@ -86,3 +86,39 @@ def malformed(kind: str, doc: dict, i: int) -> tuple[bytes | None, bytes]:
 def of_tenant(tenant: str) -> Callable[[dict[str, Any]], bool]:
     """Selects a tenant's messages (delivery commands and results carry `tenant`)."""
     return lambda d: d["tenant"] == tenant
+
+
+def delivery_command(**fields: Any) -> Any:
+    """A delivery command of one order line's ticket, as the join makes it; `fields` replace its own."""
+    from service.contracts import DeliveryCommand
+
+    doc: dict[str, Any] = {
+        "deliveryId": "d1",
+        "integrationId": "acme-local",
+        "integrationType": "local",
+        "tenant": "acme",
+        "eventType": "order.created",
+        "eventId": "e1",
+        "recipeId": "r1",
+        "orderId": "o1",
+        "orderNumber": "1022",
+        "files": [{"kind": "ticket", "name": "1022_Ticket.pdf", "mimeType": "application/pdf", "url": "https://a/t"}],
+        "createdAt": "2026-12-02T00:00:00+00:00",
+    }
+    return DeliveryCommand.model_validate({**doc, **fields})
+
+
+def big_file_recipe(destinations: Any, tenant: str, size: int) -> dict[str, Any]:
+    """A recipe of one production file of `size` bytes, a valid DST streamed by the test asset host (it
+    passes pre-flight)."""
+    recipe = recipe_event(tenant)
+    recipe["files"] = [
+        {
+            "kind": "production",
+            "name": "Front",
+            "type": "dst",
+            "mimeType": "application/octet-stream",
+            "url": f"{destinations.http.base}/big/{size}?as=dst",
+        }
+    ]
+    return recipe

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from service.contracts import DeliveryCommand
+from service.planning.replay import new_series
 
 # Destinations that can be asked what they hold; e-mail and catch hooks cannot.
 CHECKABLE = frozenset({"local", "sftp", "s3", "azure"})
@@ -135,18 +136,7 @@ def problems(expected: Iterable[Expected], found: Mapping[str, Found | None]) ->
 def resent(command: DeliveryCommand, reconcile_id: str, latest_attempt: int, now: datetime) -> DeliveryCommand:
     """The delivery's command as a new series on the retry path, due now: same delivery id, so the same
     names (and webhook-id) and the destination overwrites; its attempts numbered on after the latest."""
-    attempt = max(command.attempt, latest_attempt) + 1
-    return command.model_copy(
-        update={
-            "attempt": attempt,
-            "seriesStart": attempt,
-            "dueAt": None,
-            "errors": [],
-            "redrive": None,
-            "reconcile": reconcile_id,
-            "createdAt": now,
-        }
-    )
+    return new_series(command, max(command.attempt, latest_attempt) + 1, now, reconcile=reconcile_id)
 
 
 def own_temporary(entry: str, names: Iterable[str]) -> str | None:

@@ -197,14 +197,27 @@ def still_failed(failures: Iterable[Failed], delivered_at: Mapping[str, datetime
 def redriven(command: DeliveryCommand, redrive_id: str, now: datetime) -> DeliveryCommand:
     """The failed command as the first attempt of a new series, due now, on the retry path. The
     delivery id stays (same names, same webhook-id: the destination overwrites)."""
-    attempt = command.attempt + 1
+    return new_series(command, command.attempt + 1, now, redrive=redrive_id)
+
+
+def new_series(
+    command: DeliveryCommand,
+    attempt: int,
+    now: datetime,
+    *,
+    redrive: str | None = None,
+    reconcile: str | None = None,
+) -> DeliveryCommand:
+    """The command as attempt `attempt`, the first of a new series of retries, due now, marked as the
+    re-drive or the reconciliation that sent it again."""
     return command.model_copy(
         update={
             "attempt": attempt,
             "seriesStart": attempt,
             "dueAt": None,
             "errors": [],
-            "redrive": redrive_id,
+            "redrive": redrive,
+            "reconcile": reconcile,
             "createdAt": now,
         }
     )

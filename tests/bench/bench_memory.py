@@ -16,7 +16,7 @@ import psutil
 
 from tests.bench.harness import Bench, Row, median
 from tests.deployments import Deployment, Worker, configure
-from tests.events import order_event, recipe_event, unique
+from tests.events import big_file_recipe, order_event, unique
 from tests.integrations import integration, s3_settings, sftp_settings
 from tests.stores import make_bucket, s3_client
 
@@ -27,16 +27,7 @@ async def grow(
     bench: Bench, deployment: Deployment, worker: Worker, tenant: str, size: int, expected: int
 ) -> tuple[float, float]:
     """Send one order of a recipe with one `size`-byte file; the worker's growth in MiB and the seconds taken."""
-    recipe = recipe_event(tenant)
-    recipe["files"] = [
-        {
-            "kind": "production",
-            "name": "Front",
-            "type": "dst",
-            "mimeType": "application/octet-stream",
-            "url": f"{bench.destinations.http.base}/big/{size}?as=dst",  # a valid DST: it passes pre-flight
-        }
-    ]
+    recipe = big_file_recipe(bench.destinations, tenant, size)
     assert worker.proc is not None
     process = psutil.Process(worker.proc.pid)
     await deployment.produce_json("recipes", [recipe], "recipeId")

@@ -12,7 +12,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.deployments import configure
-from tests.events import order_event, recipe_event, recipe_with_assets, unique
+from tests.events import big_file_recipe, order_event, recipe_event, recipe_with_assets, unique
 from tests.files import big_prefix
 from tests.integrations import azure_settings, integration, s3_settings, sftp_settings
 from tests.stores import azure_blobs, make_bucket, s3_client, s3_objects
@@ -163,16 +163,7 @@ async def test_a_200_mb_file_goes_to_s3_and_sftp_with_bounded_memory(deployment,
         ),
     ):
         await configure(deployment, [worker], config)
-    recipe = recipe_event(tenant)
-    recipe["files"] = [
-        {
-            "kind": "production",
-            "name": "Front",
-            "type": "dst",
-            "mimeType": "application/octet-stream",
-            "url": f"{destinations.http.base}/big/{size}?as=dst",  # a valid DST: it passes pre-flight
-        }
-    ]
+    recipe = big_file_recipe(destinations, tenant, size)
     process = psutil.Process(worker.proc.pid)
     baseline = process.memory_info().rss
     peak = baseline

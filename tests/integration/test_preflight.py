@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from tests.deployments import configure, worker_knows
-from tests.events import recipe_event, unique
+from tests.events import big_file_recipe, recipe_event, unique
 from tests.files import BAD_FILES, MiB, big_digest, good_file
 from tests.integrations import integration, s3_settings
 from tests.security.test_bounded_inputs import reset_peak, status
@@ -206,16 +206,7 @@ async def test_a_1_gib_file_is_checked_as_it_streams_within_the_memory_budget(de
     folder = local(tenant, "strict")
     await configure(deployment, [worker], folder)
     size = 1024 * MiB
-    recipe = recipe_event(tenant)
-    recipe["files"] = [
-        {
-            "kind": "production",
-            "name": "Front",
-            "type": "dst",
-            "mimeType": "application/octet-stream",
-            "url": f"{destinations.http.base}/big/{size}?as=dst",
-        }
-    ]
+    recipe = big_file_recipe(destinations, tenant, size)
     assert worker.proc is not None
     before = reset_peak(worker.proc.pid)
     await deployment.produce_json("recipes", [recipe], "recipeId")

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.contracts import AttemptError, DeliveryCommand, DeliveryFile, Integration
+from service.contracts import AttemptError, Integration
 from service.planning.notifications import failure_notification
 from service.planning.preflight import (
     HEAD_BYTES,
@@ -24,6 +24,7 @@ from service.planning.preflight import (
     declared_format,
     upstream_advice,
 )
+from tests.events import delivery_command
 from tests.files import BAD_FILES, MiB, big_parts, dst_file, good_file
 
 TYPES = ["pdf", "png", "jpg", "jpeg", "svg", "json", "dst", "txt"]
@@ -166,17 +167,9 @@ def test_the_failure_email_says_what_to_fix_upstream():
     )
     assert upstream_advice("asset host answered HTTP 503") is None
     at = datetime(2026, 12, 2, tzinfo=UTC)
-    command = DeliveryCommand(
+    command = delivery_command(
         deliveryId="dlv_1",
-        integrationId="acme-local",
-        integrationType="local",
-        tenant="acme",
-        eventType="order.created",
-        eventId="e1",
-        recipeId="r1",
-        orderId="o1",
-        orderNumber="1022",
-        files=[DeliveryFile(kind="production", name="1022_ID_o1_R_r1_Front.dst", mimeType="x/y", url="https://a/f")],
+        files=[{"kind": "production", "name": "1022_ID_o1_R_r1_Front.dst", "mimeType": "x/y", "url": "https://a/f"}],
         createdAt=at,
         errors=[AttemptError(attempt=1, at=at, error=error)],
     )

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.contracts import DeliveryCommand, DeliveryFile
 from service.destinations.base import UnsafeName
 from service.destinations.inspect import NotCheckable, clean_leftovers, inspect
 from service.destinations.local import LocalDestination
@@ -27,6 +26,7 @@ from service.planning.reconcile import (
     resent,
     stale_before,
 )
+from tests.events import delivery_command
 
 T = datetime(2026, 12, 2, tzinfo=UTC)
 
@@ -89,20 +89,7 @@ def test_missing_different_or_ok():
 
 
 def test_a_delivery_is_sent_again_under_its_id_as_a_new_series_marked_as_a_reconciliation():
-    command = DeliveryCommand(
-        deliveryId="d1",
-        integrationId="acme-s3",
-        integrationType="s3",
-        tenant="acme",
-        eventType="order.created",
-        eventId="e1",
-        recipeId="r1",
-        orderId="o1",
-        orderNumber="1022",
-        files=[DeliveryFile(kind="ticket", name="1022_Ticket.pdf", mimeType="application/pdf", url="https://a/t")],
-        createdAt=T,
-        redrive="rdv-1",
-    )
+    command = delivery_command(integrationId="acme-s3", integrationType="s3", createdAt=T, redrive="rdv-1")
     again = resent(command, "rcn-1", latest_attempt=2, now=T)
     assert (again.deliveryId, again.files, again.reconcile, again.redrive) == ("d1", command.files, "rcn-1", None)
     assert (again.attempt, again.seriesStart, again.dueAt, again.errors) == (3, 3, None, [])

@@ -108,17 +108,16 @@ def delivery_command(**fields: Any) -> Any:
     return DeliveryCommand.model_validate({**doc, **fields})
 
 
+def one_file_recipe(tenant: str, url: str) -> dict[str, Any]:
+    """A recipe of one production file (a DST) at `url`."""
+    recipe = recipe_event(tenant)
+    recipe["files"] = [
+        {"kind": "production", "name": "Front", "type": "dst", "mimeType": "application/octet-stream", "url": url}
+    ]
+    return recipe
+
+
 def big_file_recipe(destinations: Any, tenant: str, size: int) -> dict[str, Any]:
     """A recipe of one production file of `size` bytes, a valid DST streamed by the test asset host (it
     passes pre-flight)."""
-    recipe = recipe_event(tenant)
-    recipe["files"] = [
-        {
-            "kind": "production",
-            "name": "Front",
-            "type": "dst",
-            "mimeType": "application/octet-stream",
-            "url": f"{destinations.http.base}/big/{size}?as=dst",
-        }
-    ]
-    return recipe
+    return one_file_recipe(tenant, f"{destinations.http.base}/big/{size}?as=dst")

@@ -12,7 +12,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.deployments import configure
-from tests.events import big_file_recipe, order_event, recipe_event, recipe_with_assets, unique
+from tests.events import big_file_recipe, one_file_recipe, order_event, recipe_with_assets, unique
 from tests.files import big_prefix
 from tests.integrations import azure_settings, integration, s3_settings, sftp_settings
 from tests.stores import azure_blobs, make_bucket, s3_client, s3_objects
@@ -195,16 +195,7 @@ async def test_files_from_unlisted_hosts_are_refused_before_any_connection(deplo
     await configure(
         deployment, [worker], integration(tenant, "local", {"directory": tenant}, events=["recipe.created"])
     )
-    recipe = recipe_event(tenant)
-    recipe["files"] = [
-        {
-            "kind": "production",
-            "name": "Front",
-            "type": "dst",
-            "mimeType": "application/octet-stream",
-            "url": "https://assets.elsewhere.example/front.dst",
-        }
-    ]
+    recipe = one_file_recipe(tenant, "https://assets.elsewhere.example/front.dst")
     await deployment.produce_json("recipes", [recipe], "recipeId")
     [result] = await wait_results(deployment, lambda d: d["tenant"] == tenant, 1)
     assert result["outcome"] == "failed" and result["final"]

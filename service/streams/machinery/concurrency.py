@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from service.app import app
+from service.app import app, settings
 from service.streams.machinery.barrier import barrier, settle_at_stop
 from service.streams.machinery.ordered_acks import Entry, InOrderAcks
 from service.streams.machinery.rejects import crashes_noticed, guarded
@@ -148,14 +148,13 @@ async def handle_concurrently(
     handle: Callable[[Any], Awaitable[None]],
     *,
     name: str,
-    max_in_flight: int,
-    grace_seconds: float,
     sequence_by: Callable[[Any], Hashable | None] | None = None,
 ) -> None:
-    """Run `handle` for every message, up to `max_in_flight` at once, acknowledging in offset order.
-    Messages with the same `sequence_by` key (None: no key) are handled one after another, in order."""
-    inflight = InFlight(name, grace_seconds)
-    room = asyncio.Semaphore(max_in_flight)
+    """Run `handle` for every message, up to OUTBOUND_MAX_MESSAGES_IN_FLIGHT at once, acknowledging
+    in offset order; at a stop running work gets the shutdown grace. Messages with the same
+    `sequence_by` key (None: no key) are handled one after another, in order."""
+    inflight = InFlight(name, settings.shutdown_grace_seconds)
+    room = asyncio.Semaphore(settings.max_messages_in_flight)
     turns = Sequencer()
     _active.append(inflight)
     try:
@@ -169,5 +168,5 @@ async def handle_concurrently(
                 inflight.start(event, handle, room.release, turns.register(key) if key is not None else None)
     finally:
         _active.remove(inflight)
-        await asyncio.shield(inflight.drain(grace_seconds))
+        await asyncio.shield(inflight.drain(inflight.grace_seconds))
         await settle_at_stop()

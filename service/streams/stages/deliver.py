@@ -50,8 +50,6 @@ async def deliver(stream: StreamT[Any]) -> None:
         stream,
         deliver_one,
         name="deliver",
-        max_in_flight=settings.max_messages_in_flight,
-        grace_seconds=settings.shutdown_grace_seconds,
         sequence_by=order_and_integration,
     )
 

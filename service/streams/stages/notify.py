@@ -35,8 +35,6 @@ async def send_notifications(stream: StreamT[Any]) -> None:
         stream,
         send_notification_event,
         name="notify",
-        max_in_flight=settings.max_messages_in_flight,
-        grace_seconds=settings.shutdown_grace_seconds,
     )
 
 

@@ -59,8 +59,6 @@ async def retry_deliveries(stream: StreamT[Any]) -> None:
         stream,
         retry_one,
         name="retry",
-        max_in_flight=settings.max_messages_in_flight,
-        grace_seconds=settings.shutdown_grace_seconds,
     )
 
 

@@ -43,6 +43,12 @@ deliveries_failed = Counter(
     "Deliveries that failed for good (sent to deliveries-failed; their failure list is told).",
     ["integration_type", "integration_id"],
 )
+late_deliveries = Counter(
+    "outbound_late_deliveries",
+    "Order events whose files had not reached an integration within its deliverWithinMinutes (once per "
+    "order event and integration; its failure list is told).",
+    ["integration_type", "integration_id"],
+)
 notifications_sent = Counter("outbound_notifications_sent", "Notification e-mails the relay took.", ["kind"])
 notifications_lost = Counter(
     "outbound_notifications_lost", "Notification e-mails given up on (relay down too long, or refused).", ["kind"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.contracts import Integration, OrderEvent
@@ -29,8 +29,12 @@ DUE_DIGITS = 13  # milliseconds since the epoch, zero-padded so that text order 
 SETTLED = ("superseded", "skipped")  # a delivery that will never be made is not late
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def due_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    """Whole milliseconds since the epoch, exactly (no float in between)."""
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def deadline_key(due: datetime, event_id: str, integration_id: str) -> str:

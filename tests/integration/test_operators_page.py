@@ -196,15 +196,19 @@ async def test_a_late_order_is_marked_late_in_its_detail_and_the_recent_list(
     await wait_for(marked, 60, "the order marked late")
     context = await browser.new_context(viewport={"width": 1366, "height": 900})
     page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         await page.goto(f"http://127.0.0.1:{worker.port}/ops/")
         await page.get_by_label("API token").fill(deployment.api_token)
         await page.get_by_role("button", name="Sign in").click()
+        await expect(page.get_by_text("Signed in: operate token")).to_be_visible()
         await page.get_by_label("Tenant").fill(tenant)
         await page.get_by_label("Look up by").select_option("order")
         await page.get_by_label("Value").fill(order["orderId"])
         await page.get_by_label("Value").press("Enter")
         detail = page.locator("#detail")
+        await expect(detail.get_by_role("heading", name=f"Order {order['orderNumber']}")).to_be_visible()
         await expect(detail.locator("#detail-summary .s-late")).to_have_text("late")
         late = detail.locator("ul.late li")
         await expect(late).to_have_count(1)
@@ -218,3 +222,4 @@ async def test_a_late_order_is_marked_late_in_its_detail_and_the_recent_list(
         await shot(page, tmp_path, "2-recent")
     finally:
         await context.close()
+    assert errors == []

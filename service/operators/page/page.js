@@ -230,7 +230,7 @@ function renderDetail(view) {
     $("detail-summary").replaceChildren(
       "Order ID ", el("code", {}, view.orderId), " · tenant ", view.tenant, " · last event ", view.lastEventType,
       view.cancelledAt ? " · cancelled " + when(view.cancelledAt) : "", " · ", badge(view.summary),
-      (view.late || []).length ? [" ", badge("late")] : "",
+      ...((view.late || []).length ? [" ", badge("late")] : []),
     );
     $("detail-lines").replaceChildren(
       ...lateBlock(view.late || []),

@@ -39,7 +39,7 @@ from service.streams.machinery.rejects import accepted, handle_each, reject
 from service.streams.machinery.row_cache import RowCache, handling
 from service.streams.stages.order_view import fold_here, plan_trigger
 from service.streams.state.live_views import (
-    all_integrations,
+    integrations_promising_a_time,
     order_numbers_view,
     order_views_ready,
     stored_integration,
@@ -108,7 +108,7 @@ async def keep_deadlines(order: OrderEvent, event: Any) -> None:
     """A row per integration of the event that promises a time (`planning/deadlines.py`), in the
     order's partition, for the sweep in `stages/deadlines.py`; the barrier's flush puts its changelog
     record on the broker before the event is acknowledged. None for integrations without a promise."""
-    promising = [i for i in await all_integrations() if i.deliverWithinMinutes is not None]
+    promising = await integrations_promising_a_time()
     if not promising:
         return
     rows = deadlines_for(order, route(order.type, order.tenant, promising))

@@ -32,6 +32,8 @@ class TopicView(Generic[V]):
         self.failure: str | None = None
         self.parse = parse
         self.items: dict[str, V] = {}
+        # Moves with every record applied: what is derived from the items is derived again only then.
+        self.version = 0
         self._caught_up = asyncio.Event()
 
     @property
@@ -52,6 +54,7 @@ class TopicView(Generic[V]):
         if key is None:
             return
         name = key.decode("utf-8", "replace")
+        self.version += 1
         parsed = self.parse(key, value) if value is not None else None
         if parsed is None:
             self.items.pop(name, None)

@@ -36,12 +36,9 @@ class EnableIntegration(web.View):
             log.info("integration enabled", extra={"integrationId": integration_id, "tenant": integration.tenant})
             answer: dict[str, object] = {"integrationId": integration_id, "enabled": True, "wasDisabled": None}
             if kept is not None:
-                answer["wasDisabled"] = kept.model_dump(mode="json")
-                answer["redrive"] = {
-                    "tenant": integration.tenant,
-                    "integrationId": integration_id,
-                    "since": kept.at.isoformat(),
-                }
+                was = kept.model_dump(mode="json")
+                answer["wasDisabled"] = was
+                answer["redrive"] = {"tenant": integration.tenant, "integrationId": integration_id, "since": was["at"]}
             return self.json(answer)
 
         return await with_scope(self, request, "operate", handle)

@@ -61,7 +61,7 @@ async def a_tenant(deployment: Deployment, workers: list[Worker], destinations) 
     hook = integration(name, "zapier", {"hook-url": f"{destinations.http.base}/hook/{name}"}, id=unique(f"{name}-h-"))
     await configure(deployment, workers, hook)
     await configure(deployment, workers, local_integration(name, ["order.created"]))
-    destinations.http.hook_statuses[name] = [410]  # the hook's delivery fails for good at once
+    destinations.http.hook_statuses[name] = [404]  # the hook's delivery fails for good at once
     recipe, _ = recipe_with_assets(destinations, name)
     failed = order_event(name, [recipe["recipeId"]])
     missing_recipe = unique("r-missing-")

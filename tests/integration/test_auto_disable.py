@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from playwright.async_api import expect
 
 from tests.deployments import Deployment, Worker, configure, new_deployment, worker_knows
 from tests.events import order_event, recipe_event, unique
+from tests.integration.test_operators_page import browser  # noqa: F401  (the module's Chromium)
 from tests.integrations import hook_integration
 from tests.waiting import wait_for
 
@@ -146,3 +148,47 @@ async def test_enable_of_another_tenants_or_a_missing_integration_is_a_404_and_r
         assert bad.status_code == 400 and "unknown field" in bad.json()["error"]
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{worker.port}") as anonymous:
         assert (await anonymous.post("/v1/integrations/x/enable")).status_code == 401
+
+
+async def test_the_page_shows_it_turned_off_and_enable_then_redrive_delivers(
+    health,
+    destinations,
+    browser,  # noqa: F811  (the fixture imported above)
+    tmp_path,
+):
+    deployment, worker = health
+    tenant = unique("pagegone")
+    answer = {"status": 410}
+    destinations.http.hook_responders[tenant] = lambda headers, seen: answer["status"]
+    hook = hook_integration(destinations, tenant, successNotificationList="")
+    await configure(deployment, [worker], hook)
+    [order] = await send_orders(deployment, tenant, 1)
+    await turned_off(worker, hook["id"])
+    answer["status"] = 200
+
+    context = await browser.new_context(viewport={"width": 1366, "height": 900})
+    page = await context.new_page()
+    try:
+        await page.goto(f"http://127.0.0.1:{worker.port}/ops/")
+        await page.get_by_label("API token").fill(deployment.api_token)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.get_by_label("Tenant").fill(tenant)
+        await page.get_by_role("button", name="Show integrations").click()
+        row = page.locator(f'#integrations tr[data-integration="{hook["id"]}"]')
+        await expect(row.locator(".badge")).to_have_text("disabled")
+        await expect(row).to_contain_text("by the service")
+        await expect(row).to_contain_text("HTTP 410")
+        await page.screenshot(path=str(tmp_path / "1-off.png"), full_page=True)
+
+        await row.get_by_role("button", name=f"Enable {hook['id']}").click()
+        result = page.locator("#enable-result")
+        await expect(result).to_contain_text("1 delivery(ies) failed while it was off")
+        await expect(row.locator(".badge")).to_have_text("enabled")
+        await page.get_by_role("button", name="Re-drive what failed while it was off").click()
+        await expect(result).to_contain_text("Re-driven: 1 delivery(ies) sent again.")
+        await page.screenshot(path=str(tmp_path / "2-enabled.png"), full_page=True)
+    finally:
+        await context.close()
+    await deployment.wait_json(
+        "delivery-results", lambda d: d["orderId"] == order["orderId"] and d["outcome"] == "delivered", 1
+    )

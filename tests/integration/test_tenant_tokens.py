@@ -190,6 +190,13 @@ def cases(s: Setup) -> list[Case]:
             other_status=403,
         ),
         post("/v1/redrives", b.name, {"dryRun": True}, {"tenant": b.name, "dryRun": True}, other_status=403),
+        Case(
+            "POST",
+            f"/v1/integrations/{a.hook['id']}/enable",
+            f"/v1/integrations/{b.hook['id']}/enable",
+            b.hook["id"],
+            operate=True,
+        ),
     ]
 
 

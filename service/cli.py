@@ -206,12 +206,13 @@ def integrations_enable(
     if not isinstance(off, dict) or off.get("by") != "service":
         return
     typer.echo(f"the service had turned it off at {off.get('at')}: {off.get('reason')}")
+    since = off.get("failingSince") or off.get("at")
     if redrive_failed:
-        redrive(tenant=doc.get("tenant"), integration=integration_id, since=off.get("at"))
+        redrive(tenant=doc.get("tenant"), integration=integration_id, since=since)
         return
     typer.echo(
-        "deliver what failed while it was off: outbound redrive"
-        f" --tenant {doc.get('tenant')} --integration {integration_id} --since {off.get('at')}"
+        "deliver what failed since it began failing: outbound redrive"
+        f" --tenant {doc.get('tenant')} --integration {integration_id} --since {since}"
     )
 
 

@@ -67,6 +67,8 @@ class Disabled(InputModel):
     at: datetime
     reason: str
     by: Literal["service", "operator"] = "operator"
+    # The first failure of the run that turned it off: where the re-drive of what it kept starts.
+    failingSince: datetime | None = None
 
 
 class Integration(InputModel):

@@ -38,7 +38,8 @@ class EnableIntegration(web.View):
             if kept is not None:
                 was = kept.model_dump(mode="json")
                 answer["wasDisabled"] = was
-                answer["redrive"] = {"tenant": integration.tenant, "integrationId": integration_id, "since": was["at"]}
+                since = was.get("failingSince") or was["at"]
+                answer["redrive"] = {"tenant": integration.tenant, "integrationId": integration_id, "since": since}
             return self.json(answer)
 
         return await with_scope(self, request, "operate", handle)

@@ -32,10 +32,12 @@ class Report:
 
 @dataclass(frozen=True)
 class Disable:
-    """Turn the integration off: `reason` goes on its configuration and in the one e-mail."""
+    """Turn the integration off: `reason` goes on its configuration and in the one e-mail; `failing_since`
+    is the first failure of the run that did it, where the re-drive of what it kept starts."""
 
     reason: str
     at: datetime
+    failing_since: datetime
 
 
 def report_record(kind: ReportKind, at: datetime, error: str = "") -> dict[str, Any]:
@@ -100,9 +102,8 @@ def fold_report(
 
 def _disable(row: dict[str, Any], report: Report, *, failures_to_disable: int, span: timedelta) -> Disable | None:
     if report.kind == "gone":
-        return Disable(
-            reason=f"the receiver is gone: {report.error}" if report.error else "the receiver is gone", at=report.at
-        )
+        reason = f"the receiver is gone: {report.error}" if report.error else "the receiver is gone"
+        return Disable(reason=reason, at=report.at, failing_since=report.at)
     streak = int(row["streak"])
     first, last = datetime.fromisoformat(row["since"]), datetime.fromisoformat(row["lastFailedAt"])
     if streak >= failures_to_disable and last - first >= span:
@@ -110,8 +111,15 @@ def _disable(row: dict[str, Any], report: Report, *, failures_to_disable: int, s
         return Disable(
             reason=f"{streak} deliveries in a row failed for good over {hours:.1f} h; the last: {report.error}",
             at=report.at,
+            failing_since=first,
         )
     return None
+
+
+def to_the_millisecond(at: datetime) -> datetime:
+    """Down to Kafka's message time: a failure recorded at .123456 is on its topic at .123, and a window
+    starting at .123456 would leave it out."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def disabled_config(doc: dict[str, Any], decision: Disable) -> dict[str, Any]:
@@ -119,7 +127,12 @@ def disabled_config(doc: dict[str, Any], decision: Disable) -> dict[str, Any]:
     return {
         **doc,
         "enabled": False,
-        "disabled": {"at": decision.at.isoformat(), "reason": decision.reason, "by": "service"},
+        "disabled": {
+            "at": decision.at.isoformat(),
+            "reason": decision.reason,
+            "by": "service",
+            "failingSince": to_the_millisecond(decision.failing_since).isoformat(),
+        },
     }
 
 
@@ -144,17 +157,17 @@ def disabled_notification(integration: Integration, decision: Disable) -> dict[s
     recipients = split_addresses(integration.failureNotificationList)
     if not recipients:
         return None
-    since = decision.at.isoformat()
+    since = to_the_millisecond(decision.failing_since).isoformat()
     body = "\n".join(
         [
             f"The integration {integration.id} ({integration.type}, tenant {integration.tenant}) was turned off",
-            f"at {since}: {decision.reason}.",
+            f"at {decision.at.isoformat()}: {decision.reason}.",
             "",
             "Its deliveries are not attempted while it is off. Nothing is lost: each is recorded as failed",
             f"for good with the reason '{DISABLED_ERROR}', and no further e-mail is sent for them.",
             "",
             "After fixing the receiver, turn the integration on again (Review Recent Orders, Integrations,",
-            "Enable; or run the first command) and deliver what failed while it was off (the second):",
+            "Enable; or run the first command) and deliver what failed since it began failing (the second):",
             f"  outbound integrations enable {integration.id}",
             f"  outbound redrive --tenant {integration.tenant} --integration {integration.id} --since {since}",
         ]

@@ -96,7 +96,7 @@ async def test_a_hook_answering_410_is_turned_off_at_once_and_enable_with_redriv
         enabled = await api.post(f"/v1/integrations/{hook['id']}/enable")
         assert enabled.status_code == 200, enabled.text
         redrive = enabled.json()["redrive"]
-        assert redrive == {"tenant": tenant, "integrationId": hook["id"], "since": off["disabled"]["at"]}
+        assert redrive == {"tenant": tenant, "integrationId": hook["id"], "since": off["disabled"]["failingSince"]}
         ran = await api.post("/v1/redrives", json=redrive)
         assert ran.status_code == 200 and ran.json()["published"] == 3, ran.text
     delivered = await deployment.wait_json(
@@ -133,7 +133,8 @@ async def test_three_failures_in_a_row_turn_it_off_and_the_cli_enables_and_redri
     run = deployment.cli("integrations", "enable", hook["id"], "--redrive")
     at = off["disabled"]["at"].replace("Z", "+00:00")  # as the API shows it; the CLI prints the topic's
     assert f"the service had turned it off at {at}: 3 deliveries in a row" in run.stdout, run.stdout
-    assert "published" in run.stdout, run.stdout
+    # From the first of the three failures: those three and the one kept while it was off.
+    assert "matched 4, published 4" in run.stdout, run.stdout
     await deployment.wait_json(
         "delivery-results", lambda d: d["orderId"] == kept["orderId"] and d["outcome"] == "delivered", 1
     )
@@ -182,7 +183,7 @@ async def test_the_page_shows_it_turned_off_and_enable_then_redrive_delivers(
 
         await row.get_by_role("button", name=f"Enable {hook['id']}").click()
         result = page.locator("#enable-result")
-        await expect(result).to_contain_text("1 delivery(ies) failed while it was off")
+        await expect(result).to_contain_text("1 failed delivery(ies) to re-drive")
         await expect(row.locator(".badge")).to_have_text("enabled")
         await page.get_by_role("button", name="Re-drive what failed while it was off").click()
         await expect(result).to_contain_text("Re-driven: 1 delivery(ies) sent again.")

@@ -40,6 +40,7 @@ def test_n_failures_in_a_row_over_the_span_turn_it_off_once():
     assert "NoSuchBucket" in decisions[2].reason
     assert decisions[3] is None, "once off, nothing more is decided"
     assert row["disabledAt"] == (T0 + timedelta(minutes=121)).isoformat()
+    assert decisions[2].failing_since == T0, "the re-drive starts at the run's first failure"
 
 
 def test_enough_failures_in_too_short_a_time_do_not():
@@ -75,6 +76,13 @@ def test_gone_turns_it_off_at_once_and_enabled_starts_over():
     assert "disabledAt" not in row and not row.get("streak")
     _, [again] = fold_all([Report("gone", T0 + timedelta(minutes=401))], row)
     assert again is not None, "enabled again, a 410 turns it off again"
+
+
+def test_the_re_drive_starts_at_the_millisecond_kafka_gives_the_first_failure():
+    at = T0.replace(microsecond=123456)
+    _, [decision] = fold_all([Report("gone", at, "HTTP 410")])
+    doc = disabled_config(hook().model_dump(mode="json"), decision)
+    assert doc["disabled"]["failingSince"] == T0.replace(microsecond=123000).isoformat()
 
 
 def test_reports_round_trip_and_malformed_ones_are_refused():

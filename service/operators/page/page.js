@@ -416,7 +416,7 @@ async function enableIntegration(id) {
     }
     const { body: count } = await api("/v1/redrives", { method: "POST", body: { ...body.redrive, dryRun: true } });
     result.replaceChildren(
-      el("p", {}, id + " is enabled. " + count.matched + " delivery(ies) failed while it was off (since " + when(body.redrive.since) + ")."),
+      el("p", {}, id + " is enabled. " + count.matched + " failed delivery(ies) to re-drive, from " + when(body.redrive.since) + " when it began failing."),
       count.matched ? el("button", { type: "button", id: "redrive-kept", onclick: () => redriveKept(body.redrive) }, "Re-drive what failed while it was off") : "",
     );
   } catch (e) {

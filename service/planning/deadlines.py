@@ -50,7 +50,7 @@ def deadlines_for(order: OrderEvent, integrations: Iterable[Integration]) -> lis
     rows = []
     for integration in integrations:
         minutes = integration.deliverWithinMinutes
-        if minutes is None:
+        if minutes is None or not integration.enabled:
             continue
         due = order.occurredAt + timedelta(minutes=minutes)
         rows.append(
@@ -118,8 +118,10 @@ def late_alert(
 ) -> LateAlert | None:
     """What to tell about a deadline that has passed, from the order's view `doc`; None when nothing is
     late: every delivery arrived by the deadline (or was superseded or skipped), the order was cancelled
-    after the event, the integration is gone or no longer promises a time, or it was told already."""
-    if integration is None or integration.deliverWithinMinutes is None:
+    after the event, the integration is gone, off or no longer promises a time, or it was told already.
+    (An integration the service turned off told its failure list so once: its kept deliveries are late
+    by design, and an e-mail for each would be the flood turning it off ended.)"""
+    if integration is None or not integration.enabled or integration.deliverWithinMinutes is None:
         return None
     doc = doc or {}
     if late_key(row["eventId"], row["integrationId"]) in (doc.get("late") or {}):

@@ -332,6 +332,7 @@ def test_alerts_cover_what_matters(render: Render) -> None:
         "OutboundInvalidEventsSpiking",
         "OutboundNotificationsLost",
         "OutboundDeliveriesLate",
+        "OutboundIntegrationDisabled",
     }
 
 

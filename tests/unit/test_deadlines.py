@@ -106,6 +106,7 @@ def test_only_integrations_that_promise_a_time_get_a_deadline():
     assert key == f"{due_ms(T0 + timedelta(minutes=60)):013d}|e-order.created|acme-hook"
     assert "Ada" not in json.dumps(row) and "customer" not in json.dumps(row), "no personal data in a row"
     assert deadlines_for(order(), [hook(None)]) == []
+    assert deadlines_for(order(), [hook(60, enabled=False)]) == [], "one turned off: its failure list was told"
 
 
 def test_a_fraction_of_a_minute_is_a_deadline_in_seconds():
@@ -171,13 +172,14 @@ def test_each_state_past_the_limit_and_its_last_error():
     }
 
 
-def test_a_cancelled_order_an_integration_gone_or_no_longer_promising_and_a_told_one_are_not_late():
+def test_a_cancelled_order_an_integration_gone_off_or_no_longer_promising_and_a_told_one_are_not_late():
     row = the_row()
     later = T0 + timedelta(hours=2)
     cancelled = fold_order(view(), _summary(order(type_="order.cancelled", at=T0 + timedelta(minutes=1))))
     assert late_alert(row, cancelled, hook(), later) is None
     assert late_alert(row, view(), None, later) is None
     assert late_alert(row, view(), hook(None), later) is None
+    assert late_alert(row, view(), hook(enabled=False), later) is None
     alert = late_alert(row, view(), hook(), later)
     assert alert is not None
     fold, kind = activity_fold({"activity": "late", "late": late_mark(alert)})

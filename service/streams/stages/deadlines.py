@@ -89,12 +89,12 @@ async def settle_deadline(partition: int, key: str, now: datetime) -> None:
         doc = view_rows.get(row["orderId"])
     alert = late_alert(row, doc, await find_integration(row["integrationId"]), now)
     if alert is not None:
-        mark = late_mark(alert)
-        # The mark first: once the broker has it, the view says "told" even if the worker dies next.
-        await publish(order_activity_topic, [(row["orderId"], {"activity": "late", "late": mark})])
+        # The e-mail before the mark: a worker that dies between the two tells once more after the
+        # restart (at-least-once, as every notice), never not at all.
         notification = late_notification(alert)
         if notification is not None:
             await publish(notifications_topic, [(row["orderId"], notification)])
+        await publish(order_activity_topic, [(row["orderId"], {"activity": "late", "late": late_mark(alert)})])
         metrics.late_deliveries.labels(row["integrationType"], row["integrationId"]).inc()
         log.warning(
             "delivery late",

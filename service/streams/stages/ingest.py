@@ -109,7 +109,8 @@ async def keep_deadlines(order: OrderEvent, event: Any) -> None:
     order's partition, for the sweep in `stages/deadlines.py`; the barrier's flush puts its changelog
     record on the broker before the event is acknowledged. None for integrations without a promise."""
     promising = await integrations_promising_a_time()
-    if not promising:
+    # An event fetched before a rebalance writes nothing: its partition's next owner reads it again.
+    if not promising or not fetched_in_this_generation(event):
         return
     rows = deadlines_for(order, route(order.type, order.tenant, promising))
     with handling(event):

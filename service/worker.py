@@ -29,7 +29,15 @@ class Worker(faust.Worker):
 
 def run_worker(loglevel: str) -> None:
     from service.app import app
-    from service.operators import lookup_routes, metrics_route, page_routes, probes, replay_routes, trigger_routes  # noqa: F401  (the web routes)
+    from service.operators import (  # noqa: F401  (the web routes)
+        lookup_routes,
+        metrics_route,
+        page_routes,
+        probes,
+        reconcile_routes,
+        replay_routes,
+        trigger_routes,
+    )
     from service.streams.stages import deliver, ingest, join, notify, order_view, retry  # noqa: F401  (registers the agents)
 
     # --quiet: no banner on stdout, so that every line the worker writes is a JSON log line.

@@ -19,6 +19,7 @@ from tests.api_jobs import api, job_end, start_job
 from tests.deployments import OUTBOUND, configure, put_integration
 from tests.events import order_event, recipe_with_assets, unique
 from tests.integrations import azure_settings, integration, local_integration, s3_settings, sftp_settings
+from tests.servers import SilentServer
 from tests.stores import account_connection, make_bucket, s3_client
 from tests.waiting import wait_for
 
@@ -304,3 +305,51 @@ async def test_the_reconciliation_api_refuses_bad_requests_with_what_is_wrong(de
     async with api(worker.port, read) as client:
         r = await client.post("/v1/reconciliations", json={"tenant": tenant})
     assert r.status_code == 403 and "operate" in r.json()["error"], r.text
+
+
+async def test_a_tenant_runs_one_reconciliation_at_a_time_and_a_worker_two(deployment, worker, destinations):
+    silent = await SilentServer().start()
+    tenants = [unique("recone"), unique("rectwo")]
+    configs = {t: integration(t, "sftp", sftp_settings(destinations, t), ["recipe.created"]) for t in tenants}
+    try:
+        for tenant in tenants:
+            await configure(deployment, [worker], configs[tenant])
+            recipe, _ = recipe_with_assets(destinations, tenant)
+            await deployment.produce_json("recipes", [recipe], "recipeId")
+        for tenant in tenants:
+            await deployment.wait_json("delivery-results", lambda d, t=tenant: d["tenant"] == t, 1, 90)
+            # The server moved to an address that takes connections and never answers: a check of it waits.
+            config = configs[tenant]
+            moved = {**config, "settings": {**config["settings"], "port": silent.port}}
+            assert put_integration(deployment, moved).returncode == 0
+        token = deployment.api_token
+        jobs = [await start_job(worker.port, token, {"tenant": t, "since": "1h"}) for t in tenants]
+        for job in jobs:
+
+            async def checking(job=job) -> dict | None:
+                async with worker.api() as client:
+                    body = (await client.get(job["poll"])).json()
+                return (
+                    body
+                    if body["state"] == "running" and body["progress"]["phase"] == "checking destinations"
+                    else None
+                )
+
+            running = await wait_for(checking, 60, f"job {job['jobId']} asking the destination")
+            assert running["progress"] == {"phase": "checking destinations", "done": 0, "total": 1}
+        async with worker.api() as client:
+            again = await client.post("/v1/reconciliations", json={"tenant": tenants[0], "dryRun": True})
+            third = await client.post("/v1/reconciliations", json={"tenant": unique("recthree")})
+        assert again.status_code == 409 and again.json()["jobId"] == jobs[0]["jobId"], again.text
+        assert again.json()["poll"] == jobs[0]["poll"]
+        assert third.status_code == 429 and "try again when one is done" in third.json()["error"], third.text
+        silent.release()  # the destination hangs up: its integration's error, and the jobs are done
+        for tenant, job in zip(tenants, jobs, strict=True):
+            ended = await job_end(worker.port, token, job["poll"])
+            assert ended["state"] == "done" and list(ended["result"]["errors"]) == [configs[tenant]["id"]], ended
+            assert [f["outcome"] for f in ended["result"]["integrations"]] == ["error"]
+            assert ended["report"][-1].startswith(f"  error: {configs[tenant]['id']}: ")
+        # Done, the tenant may start again.
+        await job_end(worker.port, token, (await start_job(worker.port, token, {"tenant": tenants[0]}))["poll"])
+    finally:
+        await silent.stop()

@@ -343,6 +343,11 @@ async def test_a_reconciliation_job_is_followed_from_either_worker_and_held_to_i
         answered_by.add(r.headers["X-Outbound-Answered-By"])
     assert len(answered_by) == 1  # one worker runs the job; the other forwarded the poll to it
     await wait_for(ticket.exists, 90, "the deleted file delivered again")
+    # A start that reaches the other worker runs on the same one: the owner of the tenant's row.
+    async with api(workers[1].port, operate) as client:
+        r = await client.post("/v1/reconciliations", json={"since": "1h", "dryRun": True})
+    assert r.status_code == 202 and {r.headers["X-Outbound-Answered-By"]} == answered_by, r.text
+    assert (await job_end(workers[1].port, operate, r.json()["poll"]))["result"]["missing"] == 0
 
     # Another tenant's job is, to the tenant token, one that does not exist: the same 404, byte for byte.
     theirs = await start_job(workers[1].port, deployment.api_token, {"tenant": other.name, "dryRun": True})

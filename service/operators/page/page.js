@@ -382,7 +382,7 @@ async function poll(path, triggerId) {
 // as the results' times), so every delivery of the order is in it and little else is read.
 function checkSince(view) {
   const made = view.integrations
-    .flatMap((i) => i.deliveries.map((d) => new Date(d.createdAt).getTime()))
+    .flatMap((i) => i.deliveries.map((d) => (d.createdAt ? new Date(d.createdAt).getTime() : NaN)))
     .filter((t) => !isNaN(t));
   return made.length ? new Date(Math.min(...made) - 60 * 60 * 1000).toISOString() : "7d";
 }
@@ -486,7 +486,8 @@ function renderCheck(job) {
 // The deliveries sent again are new attempts of the order's deliveries: the order is shown again until
 // each has one that finished after the check started (for two minutes at most).
 async function followResent(job) {
-  const ids = new Set(job.result.problems.map((p) => p.deliveryId));
+  const resentTo = new Set(job.result.integrations.filter((f) => f.resent).map((f) => f.integrationId));
+  const ids = new Set(job.result.problems.filter((p) => resentTo.has(p.integrationId)).map((p) => p.deliveryId));
   const since = new Date(job.startedAt).getTime();
   const deadline = Date.now() + 2 * 60 * 1000;
   while (Date.now() < deadline) {

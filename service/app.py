@@ -139,6 +139,7 @@ deliveries_failed_topic = topic("deliveries-failed")
 delivery_results_topic = topic("delivery-results")
 notifications_topic = topic("notifications")
 invalid_events_topic = topic("invalid-events")
+integration_health_topic = topic("integration-health")
 
 
 JSON_SCHEMA: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
@@ -164,3 +165,6 @@ orders_table = table("orders")
 waiting_retries_table = table(
     "waiting-retries", write_buffer_size=1024**2, max_write_buffer_number=2, block_cache_size=1024**2
 )
+# integrationId -> its run of deliveries failed for good, its last success, when the service turned it
+# off (fed by integration-health; service/planning/health.py). One small row per integration.
+integration_health_table = table("integration-health")

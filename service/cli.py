@@ -174,26 +174,56 @@ def integrations_show(integration_id: str) -> None:
     typer.echo(orjson.dumps(_redacted(doc), option=orjson.OPT_INDENT_2).decode())
 
 
-def _set_enabled(integration_id: str, enabled: bool) -> None:
+def _publish_config(settings: Settings, integration_id: str, doc: dict[str, Any]) -> None:
     from service.operators.integration_store import publish_integration
 
-    settings = get_settings()
+    asyncio.run(publish_integration(settings, catalog_of(settings), integration_id, orjson.dumps(doc)))
+
+
+def _configured(settings: Settings, integration_id: str) -> dict[str, Any]:
     doc = _current(settings).get(integration_id)
     if doc is None:
         raise fail(f"no integration {integration_id!r}")
-    doc["enabled"] = enabled
-    asyncio.run(publish_integration(settings, catalog_of(settings), integration_id, orjson.dumps(doc)))
-    typer.echo(f"{integration_id} {'enabled' if enabled else 'disabled'}")
+    return doc
 
 
 @integrations_cli.command("enable")
-def integrations_enable(integration_id: str) -> None:
-    _set_enabled(integration_id, True)
+def integrations_enable(
+    integration_id: str,
+    redrive_failed: Annotated[
+        bool,
+        typer.Option("--redrive", help="also deliver what failed for good while the service had it turned off"),
+    ] = False,
+) -> None:
+    """Turn an integration on (again); after the service turned it off, offer to re-drive what it kept."""
+    from service.planning.health import enabled_config
+
+    settings = get_settings()
+    doc = _configured(settings, integration_id)
+    _publish_config(settings, integration_id, enabled_config(doc))
+    typer.echo(f"{integration_id} enabled")
+    off = doc.get("disabled") if not doc.get("enabled") else None
+    if not isinstance(off, dict) or off.get("by") != "service":
+        return
+    typer.echo(f"the service had turned it off at {off.get('at')}: {off.get('reason')}")
+    since = off.get("failingSince") or off.get("at")
+    if redrive_failed:
+        redrive(tenant=doc.get("tenant"), integration=integration_id, since=since)
+        return
+    typer.echo(
+        "deliver what failed since it began failing: outbound redrive"
+        f" --tenant {doc.get('tenant')} --integration {integration_id} --since {since}"
+    )
 
 
 @integrations_cli.command("disable")
 def integrations_disable(integration_id: str) -> None:
-    _set_enabled(integration_id, False)
+    """Turn an integration off: its events are not routed to it until it is enabled again."""
+    from service.planning.health import operator_disabled_config
+
+    settings = get_settings()
+    _publish_config(settings, integration_id, operator_disabled_config(_configured(settings, integration_id)))
+    typer.echo(f"{integration_id} disabled")
 
 
 @integrations_cli.command("delete")

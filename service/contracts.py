@@ -61,6 +61,16 @@ class OrderEvent(InputModel):
     shippingAddress: dict[str, Any] | None = Field(default=None, repr=False)
 
 
+class Disabled(InputModel):
+    """When and why an integration was turned off; `service` when the service did it on its own."""
+
+    at: datetime
+    reason: str
+    by: Literal["service", "operator"] = "operator"
+    # The first failure of the run that turned it off: where the re-drive of what it kept starts.
+    failingSince: datetime | None = None
+
+
 class Integration(InputModel):
     id: str
     tenant: str
@@ -74,6 +84,8 @@ class Integration(InputModel):
     # Which pre-flight checks a delivery's files pass before anything is handed over
     # (service/planning/preflight.py): every check, empty files and error pages only, or none.
     preflight: PreflightMode = "strict"
+    # Set while it is off (service/planning/health.py): the service turns off a receiver gone for good.
+    disabled: Disabled | None = None
 
 
 # failed-only: the (recipe, integration) pairs whose latest delivery failed for good; all: every

@@ -30,3 +30,7 @@ class PermanentDeliveryError(DeliveryError):
     """Invalid configuration, a refused address, 4xx, refused login, a wrong host key: retrying cannot help."""
 
     retriable = False
+
+
+class ReceiverGoneError(PermanentDeliveryError):
+    """The receiver says it is gone for good (HTTP 410 Gone): its integration is turned off."""

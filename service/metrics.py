@@ -43,6 +43,11 @@ deliveries_failed = Counter(
     "Deliveries that failed for good (sent to deliveries-failed; their failure list is told).",
     ["integration_type", "integration_id"],
 )
+integrations_disabled = Counter(
+    "outbound_integrations_disabled",
+    "Integrations the service turned off: a receiver gone (410) or too many deliveries in a row failed for good.",
+    ["integration_type"],
+)
 notifications_sent = Counter("outbound_notifications_sent", "Notification e-mails the relay took.", ["kind"])
 notifications_lost = Counter(
     "outbound_notifications_lost", "Notification e-mails given up on (relay down too long, or refused).", ["kind"]

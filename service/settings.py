@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, le=10)
     retry_delays_seconds: str = "30,120"
     retry_after_cap_seconds: float = Field(3600.0, ge=0, description="a destination's Retry-After is capped here")
+    # An integration is turned off when this many deliveries in a row failed for good over at least this
+    # long (service/planning/health.py); a hook answering 410 Gone turns it off at once.
+    auto_disable_after_failures: int = Field(20, ge=1)
+    auto_disable_after_hours: float = Field(24.0, ge=0)
+    # A worker reports an integration's successes to its health owner at most this often.
+    health_success_report_seconds: float = Field(30.0, ge=0)
 
     # SMTP for e-mail integrations and notifications
     smtp_host: str = "127.0.0.1"

@@ -30,6 +30,7 @@ class Worker(faust.Worker):
 def run_worker(loglevel: str) -> None:
     from service.app import app
     from service.operators import (  # noqa: F401  (the web routes)
+        integration_routes,
         lookup_routes,
         metrics_route,
         page_routes,
@@ -38,7 +39,7 @@ def run_worker(loglevel: str) -> None:
         replay_routes,
         trigger_routes,
     )
-    from service.streams.stages import deliver, ingest, join, notify, order_view, retry  # noqa: F401  (registers the agents)
+    from service.streams.stages import deliver, health, ingest, join, notify, order_view, retry  # noqa: F401  (registers the agents)
 
     # --quiet: no banner on stdout, so that every line the worker writes is a JSON log line.
     sys.argv = ["outbound", "--quiet", "worker", "--loglevel", faust_loglevel(loglevel)]

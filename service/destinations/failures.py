@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -18,7 +18,7 @@ import aiosmtplib
 from aiokafka.errors import KafkaError
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from service.delivery_errors import DeliveryError
+from service.delivery_errors import DeliveryError, ReceiverGoneError
 from service.planning.retry_policy import is_permanent_http_status
 from service.secrets import SecretKeyError
 
@@ -45,6 +45,8 @@ class Failure:
     message: str
     permanent: bool
     retry_after: float | None = None
+    # The receiver said it is gone for good: its integration is turned off (planning/health.py).
+    gone: bool = False
 
 
 def classify_failure(exc: BaseException) -> Failure:
@@ -52,7 +54,8 @@ def classify_failure(exc: BaseException) -> Failure:
     Remote text (response bodies, server messages) never becomes the message: codes and types do."""
     ours = _our_error_inside(exc)
     if ours is not None:
-        return _failure(str(ours), permanent=ours.permanent, retry_after=ours.retry_after)
+        failure = _failure(str(ours), permanent=ours.permanent, retry_after=ours.retry_after)
+        return replace(failure, gone=isinstance(ours, ReceiverGoneError))
     if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
         return _failure("the destination did not answer in time", permanent=False)
     if isinstance(exc, aiohttp.InvalidURL):

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from service.delivery_errors import PermanentDeliveryError, TransientDeliveryError
+from service.delivery_errors import PermanentDeliveryError, ReceiverGoneError, TransientDeliveryError
 from service.destinations.base import Destination, Job
 from service.destinations.options import ZapierOptions
 from service.netpolicy import NetPolicy, RefusedDestination, check_url
@@ -56,7 +56,7 @@ class ZapierDestination(Destination[ZapierOptions]):
         if 300 <= status < 400:
             raise RefusedDestination(f"Zapier: the hook answered a redirect (HTTP {status}), which is not followed")
         if status == 410:
-            raise PermanentDeliveryError("Zapier: the hook is gone (HTTP 410): the integration needs a new hook-url")
+            raise ReceiverGoneError("Zapier: the hook is gone (HTTP 410): the integration needs a new hook-url")
         error = PermanentDeliveryError if is_permanent_http_status(status) else TransientDeliveryError
         raise error(
             f"Zapier: hook answered HTTP {status}",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from service.catalog import Catalog
 from service.contracts import Integration
 from service.kafka_admin import client_options, read_topic
+from service.planning.health import report_record
 from service.secrets import SecretBox
 from service.settings import Settings
 from service.validation import INTEGRATION, Rejected, integration_reasons, parse_event
@@ -44,15 +46,26 @@ def sealed(config: Integration, box: SecretBox) -> bytes:
 
 
 async def publish_integration(settings: Settings, catalog: Catalog, key: str, value: bytes | None) -> None:
-    await publish_compacted(settings, catalog, "integrations", key, value)
+    """A configuration published enabled starts its count of failures over (planning/health.py): a new
+    hook URL, new credentials or an operator's Enable is a new chance for the receiver."""
+    records: list[tuple[str, str, bytes | None]] = [("integrations", key, value)]
+    if value is not None and orjson.loads(value).get("enabled") is True:
+        records.append(("integration-health", key, orjson.dumps(report_record("enabled", datetime.now(UTC)))))
+    await publish_records(settings, catalog, records)
 
 
 async def publish_compacted(settings: Settings, catalog: Catalog, topic: str, key: str, value: bytes | None) -> None:
     """One record (None: a tombstone) on a compacted topic of the catalog, acknowledged by all replicas."""
+    await publish_records(settings, catalog, [(topic, key, value)])
+
+
+async def publish_records(settings: Settings, catalog: Catalog, records: list[tuple[str, str, bytes | None]]) -> None:
+    """(catalog topic, key, value) records, in order, each acknowledged by all replicas before the next."""
     producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        await producer.send_and_wait(catalog[topic].name, key=key.encode(), value=value)
+        for topic, key, value in records:
+            await producer.send_and_wait(catalog[topic].name, key=key.encode(), value=value)
     finally:
         await producer.stop()
 

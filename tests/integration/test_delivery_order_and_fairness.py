@@ -79,7 +79,7 @@ async def test_a_notification_outlasts_a_relay_that_is_down_even_at_start(kafka,
     env = {**destinations.worker_env(), "OUTBOUND_SMTP_PORT": str(port)}
     deployment = new_deployment(kafka, **env)
     tenant = unique("relay")
-    destinations.http.hook_statuses[tenant] = [410]  # fails for good at once: a failure notice is due
+    destinations.http.hook_statuses[tenant] = [404]  # fails for good at once: a failure notice is due
     worker = await Worker(deployment, "relay").start().ready()  # no relay listening: the worker starts anyway
     controller = None
     try:

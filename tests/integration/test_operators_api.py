@@ -85,8 +85,8 @@ async def shop(kafka, destinations) -> Shop:
         hook, folder = hook_of(destinations, tenant), local_integration(tenant, ["order.created"])
         await configure(deployment, workers, hook)
         await configure(deployment, workers, folder)
-        # 410 is permanent: the hook's delivery fails for good at its first attempt.
-        destinations.http.hook_statuses[tenant] = [410]
+        # 404 is permanent: the hook's delivery fails for good at its first attempt (a 410 would also turn it off).
+        destinations.http.hook_statuses[tenant] = [404]
         recipe, _ = recipe_with_assets(destinations, tenant)
         failed_order = order_event(tenant, [recipe["recipeId"]], occurredAt="2026-11-27T09:00:00Z")
         missing_recipe = unique("r-missing-")
@@ -161,7 +161,7 @@ async def test_every_worker_gives_the_same_order_view(shop):
     hook, folder = by_integration(view)[shop.hook["id"]], by_integration(view)[shop.folder["id"]]
     assert hook["state"] == "failed" and folder["state"] == "delivered"
     [failed] = hook["deliveries"]
-    assert failed["attempts"][0]["outcome"] == "failed" and "410" in failed["attempts"][0]["error"]
+    assert failed["attempts"][0]["outcome"] == "failed" and "404" in failed["attempts"][0]["error"]
     assert failed["attempts"][0]["startedAt"] and failed["eventType"] == "order.created"
     [delivered] = folder["deliveries"]
     # The recipe's five files and the manifest, each with the size and SHA-256 its result gave.

@@ -42,7 +42,7 @@ async def test_sign_in_find_an_order_and_trigger_its_failed_integration(
     folder = local_integration(tenant, ["order.created"])
     await configure(deployment, [worker], hook)
     await configure(deployment, [worker], folder)
-    destinations.http.hook_statuses[tenant] = [410]  # fails for good at once; the next call succeeds
+    destinations.http.hook_statuses[tenant] = [404]  # fails for good at once; the next call succeeds
     recipe, contents = recipe_with_assets(destinations, tenant)
     order = order_event(tenant, [recipe["recipeId"]])
     await deployment.produce_json("recipes", [recipe], "recipeId")
@@ -80,7 +80,7 @@ async def test_sign_in_find_an_order_and_trigger_its_failed_integration(
         await expect(detail.get_by_role("heading", name=f"Order {order['orderNumber']}")).to_be_visible()
         hook_block = detail.locator(".integration", has_text=hook["id"])
         await expect(hook_block.locator("h4 .badge")).to_have_text("failed")
-        await expect(hook_block).to_contain_text("410")
+        await expect(hook_block).to_contain_text("404")
         folder_block = detail.locator(".integration", has_text=folder["id"])
         await expect(folder_block.locator("h4 .badge")).to_have_text("delivered")
         # Each delivered file with its size and the start of its SHA-256, as the delivery result gave them.

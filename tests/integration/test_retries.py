@@ -70,12 +70,12 @@ async def test_a_destination_down_for_good(deployment, worker, destinations):
 
 
 async def test_a_refused_destination_fails_at_once_without_retries(deployment, worker, destinations):
-    tenant = unique("gone")
-    destinations.http.hook_statuses[tenant] = [410]
+    tenant = unique("refused")
+    destinations.http.hook_statuses[tenant] = [404]
     await configure(deployment, [worker], hook_integration(destinations, tenant))
     await send_order(deployment, tenant)
     [failed] = await deployment.wait_json("deliveries-failed", lambda d: d["command"]["tenant"] == tenant, 1)
-    assert len(failed["command"]["errors"]) == 1 and "410" in failed["command"]["errors"][0]["error"]
+    assert len(failed["command"]["errors"]) == 1 and "404" in failed["command"]["errors"][0]["error"]
 
 
 async def test_an_email_integration_sends_no_success_notification(deployment, worker, destinations):

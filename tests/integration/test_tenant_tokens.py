@@ -62,7 +62,7 @@ async def a_tenant(deployment: Deployment, workers: list[Worker], destinations) 
     hook = integration(name, "zapier", {"hook-url": f"{destinations.http.base}/hook/{name}"}, id=unique(f"{name}-h-"))
     await configure(deployment, workers, hook)
     await configure(deployment, workers, local_integration(name, ["order.created"]))
-    destinations.http.hook_statuses[name] = [410]  # the hook's delivery fails for good at once
+    destinations.http.hook_statuses[name] = [404]  # the hook's delivery fails for good at once
     recipe, _ = recipe_with_assets(destinations, name)
     failed = order_event(name, [recipe["recipeId"]])
     missing_recipe = unique("r-missing-")
@@ -191,6 +191,13 @@ def cases(s: Setup) -> list[Case]:
             other_status=403,
         ),
         post("/v1/redrives", b.name, {"dryRun": True}, {"tenant": b.name, "dryRun": True}, other_status=403),
+        Case(
+            "POST",
+            f"/v1/integrations/{a.hook['id']}/enable",
+            f"/v1/integrations/{b.hook['id']}/enable",
+            b.hook["id"],
+            operate=True,
+        ),
     ]
 
 

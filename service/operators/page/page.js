@@ -499,6 +499,71 @@ async function followResent(job) {
   }
 }
 
+// ------------------------------------------------------------------ integrations
+
+async function showIntegrations() {
+  const t = tenant();
+  if (!t) return;
+  try {
+    const { body } = await api("/v1/integrations?tenant=" + encodeURIComponent(t));
+    if (!body.integrations.length) {
+      $("integrations").replaceChildren(el("p", {}, "No integration for tenant " + t + "."));
+      return;
+    }
+    const operate = !$("trigger").hidden;
+    $("integrations").replaceChildren(
+      el(
+        "table",
+        {},
+        el("thead", {}, el("tr", {}, ["Integration", "Type", "Events", "State", ""].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, body.integrations.map((i) => integrationRow(i, operate))),
+      ),
+      el("div", { id: "enable-result", "aria-live": "polite" }),
+    );
+  } catch (e) {
+    say("Could not list the integrations: " + e.message);
+  }
+}
+
+function integrationRow(i, operate) {
+  const off = i.disabled || null;
+  const state = i.enabled
+    ? badge("enabled")
+    : el("span", {}, badge("disabled"), off ? el("span", { class: "error-text" }, " " + (off.by === "service" ? "by the service" : "by an operator") + " at " + when(off.at) + ": " + off.reason) : "");
+  const action = !i.enabled && operate ? el("button", { type: "button", onclick: () => enableIntegration(i.id) }, "Enable " + i.id) : "";
+  return el("tr", { "data-integration": i.id }, el("td", {}, el("code", {}, i.id)), el("td", {}, i.type), el("td", {}, i.events.join(", ")), el("td", {}, state), el("td", {}, action));
+}
+
+async function enableIntegration(id) {
+  try {
+    const { body } = await api("/v1/integrations/" + encodeURIComponent(id) + "/enable", { method: "POST" });
+    await showIntegrations();
+    const result = $("enable-result");
+    if (!body.redrive) {
+      result.replaceChildren(el("p", {}, id + " is enabled."));
+      return;
+    }
+    const { body: count } = await api("/v1/redrives", { method: "POST", body: { ...body.redrive, dryRun: true } });
+    result.replaceChildren(
+      el("p", {}, id + " is enabled. " + count.matched + " failed delivery(ies) to re-drive, from " + when(body.redrive.since) + " when it began failing."),
+      count.matched ? el("button", { type: "button", id: "redrive-kept", onclick: () => redriveKept(body.redrive) }, "Re-drive what failed while it was off") : "",
+    );
+  } catch (e) {
+    say("Could not enable " + id + ": " + e.message);
+  }
+}
+
+async function redriveKept(filter) {
+  $("redrive-kept").disabled = true;
+  try {
+    const { body } = await api("/v1/redrives", { method: "POST", body: filter });
+    $("enable-result").replaceChildren(el("p", {}, "Re-driven: " + body.published + " delivery(ies) sent again."));
+  } catch (e) {
+    say("Re-drive failed: " + e.message);
+    $("redrive-kept").disabled = false;
+  }
+}
+
 // ------------------------------------------------------------------ wiring
 
 function search(event) {
@@ -535,6 +600,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("failures-form").addEventListener("submit", (e) => {
     e.preventDefault();
     showFailures();
+  });
+  $("integrations-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    showIntegrations();
   });
   $("preview").addEventListener("click", preview);
   $("check-form").addEventListener("submit", (e) => {

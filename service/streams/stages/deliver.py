@@ -28,6 +28,7 @@ from service.delivery_errors import DeliveryError, TransientDeliveryError
 from service.destinations.base import Job, LocalFile, delivered_files
 from service.destinations.failures import classify_failure
 from service.planning.commands import delivery_key
+from service.planning.health import DISABLED_ERROR, kept_while_disabled
 from service.planning.order_view import fold_command
 from service.planning.preflight import PreflightFailed
 from service.planning.retry_policy import superseded
@@ -38,8 +39,8 @@ from service.streams.machinery.publish import publish
 from service.streams.machinery.runtime import runtime
 from service.streams.stages.ingest import order_rows
 from service.streams.stages.order_view import fold_here, fold_result_into_view
-from service.streams.stages.outcomes import after_failure, after_success
-from service.streams.state.live_views import find_integration
+from service.streams.stages.outcomes import after_failure, after_success, kept_while_off
+from service.streams.state.live_views import find_integration, latest_integration
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,14 @@ async def dropped_if_superseded(command: DeliveryCommand) -> bool:
 async def attempt(command: DeliveryCommand) -> None:
     """One attempt of one delivery, its result recorded, its failure handed to the retry path."""
     integration = await find_integration(command.integrationId)
+    if integration is not None and kept_while_disabled(integration):
+        # An Enable published just before a re-drive must win over this worker's copy being a fetch behind.
+        integration = await latest_integration(command.integrationId)
+    if integration is not None and kept_while_disabled(integration):
+        log.info("delivery kept: the integration is turned off", extra=log_ids(command))
+        await kept_while_off(command)
+        await record(command, datetime.now(UTC), outcome="failed", error=DISABLED_ERROR)
+        return
     if integration is None or not integration.enabled:
         log.warning(
             "delivery skipped: integration deleted or disabled",
@@ -129,7 +138,12 @@ async def attempt(command: DeliveryCommand) -> None:
                 },
             )
             final = await after_failure(
-                command, integration, error, permanent=failure.permanent, retry_after=failure.retry_after
+                command,
+                integration,
+                error,
+                permanent=failure.permanent,
+                retry_after=failure.retry_after,
+                gone=failure.gone,
             )
             await record(command, started, outcome="failed", error=error, final=final)
             return

@@ -41,6 +41,7 @@ from service.streams.machinery.publish import publish
 from service.streams.machinery.rejects import handle_each
 from service.streams.machinery.row_cache import handling
 from service.streams.stages.deliver import attempt, dropped_if_superseded, log_ids
+from service.streams.stages.health import health_reports
 from service.streams.state.live_views import find_integration
 from service.streams.state.waiting_room import Waiting, census, due_rows, integration_start, rows_to_start, waiting_key
 
@@ -227,10 +228,21 @@ async def notify_failures(stream: StreamT[Any]) -> None:
 async def notify_failure(event: Any) -> None:
     doc = orjson.loads(event.value)
     command = DeliveryCommand.model_validate(doc["command"])
-    notification = failure_notification(command, await find_integration(command.integrationId), doc["reason"])
+    if doc.get("kept"):
+        # Its integration is turned off: the one e-mail saying so covers it, and it counts no further.
+        log.info("delivery kept as failed: its integration is turned off", extra=log_ids(command))
+        return
     log.error(
         "delivery failed for good",
         extra={**log_ids(command), "attempts": command.attempt},
     )
+    last = command.errors[-1] if command.errors else None
+    gone = bool(doc.get("gone"))
+    await health_reports.failed(
+        command.integrationId, last.at if last else datetime.now(UTC), last.error if last else doc["reason"], gone=gone
+    )
+    if gone:
+        return  # the receiver is gone: the e-mail that its integration is turned off says so, once
+    notification = failure_notification(command, await find_integration(command.integrationId), doc["reason"])
     if notification is not None:
         await publish(notifications_topic, [(command.deliveryId, notification)])

@@ -73,5 +73,11 @@ async def find_integration(integration_id: str) -> Integration | None:
     return integrations_view.get(integration_id)
 
 
+async def latest_integration(integration_id: str) -> Integration | None:
+    """The integration as last published, not as this worker last read it (a fetch behind at most)."""
+    await integrations_view.wait_latest()
+    return integrations_view.get(integration_id)
+
+
 async def order_views_ready() -> None:
     await order_numbers_view.wait_caught_up()

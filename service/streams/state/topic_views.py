@@ -8,11 +8,12 @@ first choice; with two workers its standby reader missed writes made during a re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from service.kafka_admin import client_options, topic_partitions
@@ -33,6 +34,9 @@ class TopicView(Generic[V]):
         self.parse = parse
         self.items: dict[str, V] = {}
         self._caught_up = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+        self._read_more = asyncio.Event()  # set after each fetch is applied
 
     @property
     def caught_up(self) -> bool:
@@ -41,6 +45,22 @@ class TopicView(Generic[V]):
     async def wait_caught_up(self) -> None:
         """Agents wait here at start: before it, a missing key could just be not read yet."""
         await self._caught_up.wait()
+
+    async def wait_latest(self, timeout: float = 10.0) -> None:
+        """Until the view holds every record on its topic at the moment of the call: a command may
+        depend on a change published just before it (an integration enabled, then re-driven), and
+        this worker's copy can be a fetch behind. Gives up quietly after `timeout` (the copy is as
+        fresh as the broker lets it be)."""
+        await self.wait_caught_up()
+        consumer, partitions = self._consumer, self._partitions
+        if consumer is None or not partitions:
+            return
+        with contextlib.suppress(KafkaError, TimeoutError):
+            async with asyncio.timeout(timeout):
+                end = await consumer.end_offsets(partitions)
+                while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+                    self._read_more.clear()
+                    await self._read_more.wait()
 
     def get(self, key: str) -> V | None:
         return self.items.get(key)
@@ -87,13 +107,17 @@ class TopicView(Generic[V]):
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             end = await consumer.end_offsets(partitions)
+            self._consumer, self._partitions = consumer, list(partitions)
             while True:
                 batch = await consumer.getmany(*partitions, timeout_ms=500)
                 for records in batch.values():
                     for record in records:
                         self.apply(record.key, record.value)
+                self._read_more.set()
                 if not self.caught_up and not [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
                     self._caught_up.set()
                     log.info("topic view caught up", extra={"topic": self.topic, "keys": len(self.items)})
         finally:
+            self._consumer = None
+            self._read_more.set()
             await consumer.stop()

@@ -35,6 +35,7 @@ def run_worker(loglevel: str) -> None:
         metrics_route,
         page_routes,
         probes,
+        reconcile_routes,
         replay_routes,
         trigger_routes,
     )

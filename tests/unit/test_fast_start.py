@@ -68,7 +68,7 @@ def test_the_worker_starts_without_the_sftp_azure_and_s3_client_libraries():
         "import sys\n"
         "from service.app import app\n"
         "from service.operators import lookup_routes, metrics_route, page_routes, probes\n"
-        "from service.operators import replay_routes, trigger_routes\n"
+        "from service.operators import reconcile_routes, replay_routes, trigger_routes\n"
         "from service.streams.stages import deliver, ingest, join, notify, order_view, retry\n"
         f"print([m for m in {modules!r} if m in sys.modules])\n"
     )

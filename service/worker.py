@@ -27,19 +27,26 @@ class Worker(faust.Worker):
         self.spinner = None
 
 
-def run_worker(loglevel: str) -> None:
-    from service.app import app
+def register_everything() -> None:
+    """Import every web route and every agent, so that the app knows them (and their tables) before it
+    starts. The worker and the tests that pin what a start loads both call this one list."""
     from service.operators import (  # noqa: F401  (the web routes)
         integration_routes,
         lookup_routes,
         metrics_route,
         page_routes,
         probes,
+        reconcile_routes,
         replay_routes,
         trigger_routes,
     )
     from service.streams.stages import deadlines, deliver, health, ingest, join, notify, order_view, retry  # noqa: F401  (registers the agents)
 
+
+def run_worker(loglevel: str) -> None:
+    from service.app import app
+
+    register_everything()
     # --quiet: no banner on stdout, so that every line the worker writes is a JSON log line.
     sys.argv = ["outbound", "--quiet", "worker", "--loglevel", faust_loglevel(loglevel)]
     app.main()

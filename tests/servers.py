@@ -285,6 +285,34 @@ async def start_sftp(
     return SftpServer(port, root, public, username, password, server, key)
 
 
+class SilentServer:
+    """A TCP listener that takes connections and never says a word (a destination that hangs) until
+    `release()`: from then on it hangs up on every connection, those held and new ones."""
+
+    def __init__(self) -> None:
+        self.released = asyncio.Event()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> SilentServer:
+        async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self.released.wait()
+            writer.close()
+
+        self.server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    def release(self) -> None:
+        self.released.set()
+
+    async def stop(self) -> None:
+        self.release()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
 # ---------------------------------------------------------------- S3 (moto) and Azure (Azurite)
 
 

@@ -24,6 +24,9 @@ CHECKABLE = frozenset({"local", "sftp", "s3", "azure"})
 # The hidden name a local or SFTP upload is written under before it is renamed (`.<name>.<uuid>.part`).
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{32}\.part$")
 Verdict = Literal["ok", "missing", "different"]
+# What reconcile did with one integration: its files matched, some did not, it cannot be listed (e-mail,
+# hooks), its destination refused to answer, or its deliveries were recorded without a file list.
+Outcome = Literal["ok", "problems", "not checkable", "error", "not checked"]
 
 
 @dataclass(frozen=True)
@@ -153,3 +156,71 @@ def stale_before(now: datetime, destination_timeout_seconds: float) -> datetime:
     """Temporary files and multipart uploads begun before this are left over: an attempt's transfer is
     cut off after ten destination timeouts (streams/stages/deliver.py), so twice that has passed."""
     return now - timedelta(seconds=2 * 10 * destination_timeout_seconds)
+
+
+@dataclass(frozen=True)
+class IntegrationFigures:
+    """One integration's share of a run's figures, as the page shows them beside each other."""
+
+    integration_id: str
+    integration_type: str
+    deliveries: int
+    files: int
+    missing: int
+    different: int
+    resent: int
+    outcome: Outcome
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "integrationId": self.integration_id,
+            "integrationType": self.integration_type,
+            "deliveries": self.deliveries,
+            "files": self.files,
+            "missing": self.missing,
+            "different": self.different,
+            "resent": self.resent,
+            "outcome": self.outcome,
+            "error": self.error,
+        }
+
+
+def integration_figures(
+    types: Mapping[str, str],
+    deliveries: Mapping[str, int],
+    files: Mapping[str, int],
+    found: Iterable[Problem],
+    resent_of: Mapping[str, int],
+    errors: Mapping[str, str],
+) -> list[IntegrationFigures]:
+    """Each integration of the run (by id) with its own counts and what came of checking it."""
+    found = list(found)
+    out = []
+    for integration_id in sorted(types):
+        kind = types[integration_id]
+        missing = sum(1 for p in found if p.integration_id == integration_id and p.verdict == "missing")
+        different = sum(1 for p in found if p.integration_id == integration_id and p.verdict == "different")
+        outcome: Outcome
+        if kind not in CHECKABLE:
+            outcome = "not checkable"
+        elif integration_id in errors:
+            outcome = "error"
+        elif not files.get(integration_id):
+            outcome = "not checked"
+        else:
+            outcome = "problems" if missing or different else "ok"
+        out.append(
+            IntegrationFigures(
+                integration_id,
+                kind,
+                deliveries.get(integration_id, 0),
+                files.get(integration_id, 0),
+                missing,
+                different,
+                resent_of.get(integration_id, 0),
+                outcome,
+                errors.get(integration_id),
+            )
+        )
+    return out

@@ -155,6 +155,7 @@ async def test_a_tenant_token_signs_in_to_its_tenant_fixed(deployment, worker, d
         await expect(page.get_by_label("Tenant")).to_have_value(tenant)
         await expect(page.get_by_label("Tenant")).not_to_be_editable()
         await expect(page.locator("#trigger")).to_be_hidden()
+        await expect(page.locator("#check")).to_be_hidden()
         await page.get_by_label("Look up by").select_option("number")
         await page.get_by_label("Value").fill(orders[tenant]["orderNumber"])
         await page.get_by_label("Value").press("Enter")
@@ -176,6 +177,74 @@ async def test_a_tenant_token_signs_in_to_its_tenant_fixed(deployment, worker, d
         await shot(page, tmp_path, "3-recent")
     finally:
         await context.close()
+
+
+async def test_check_destination_reports_a_deleted_file_missing_and_sends_it_again(
+    deployment, worker, destinations, browser, tmp_path
+):
+    tenant = unique("pagecheck")
+    folder = local_integration(tenant, ["order.created"])
+    hook = integration(tenant, "zapier", {"hook-url": f"{destinations.http.base}/hook/{tenant}"})
+    for config in (folder, hook):
+        await configure(deployment, [worker], config)
+    recipe, contents = recipe_with_assets(destinations, tenant)
+    order = order_event(tenant, [recipe["recipeId"]])
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    await deployment.produce_json("orders", [order], "orderId")
+    await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 2, 90)
+
+    async def both_shown() -> bool:
+        async with worker.api() as api:
+            r = await api.get(f"/v1/orders/{order['orderId']}")
+        return r.status_code == 200 and len(r.json()["integrations"]) == 2
+
+    await wait_for(both_shown, 60, "the order's two deliveries in its view")
+    name = f"{order['orderNumber']}_ID_{order['orderId']}_R_{recipe['recipeId']}_Ticket.pdf"
+    held = deployment.workdir / "deliveries" / tenant / name
+    held.unlink()  # someone cleaned the folder by hand
+
+    context = await browser.new_context(viewport={"width": 1366, "height": 1100})
+    page = await context.new_page()
+    try:
+        await page.goto(f"http://127.0.0.1:{worker.port}/ops/")
+        await page.get_by_label("API token").fill(deployment.api_token)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.get_by_label("Tenant").fill(tenant)
+        await page.get_by_label("Look up by").select_option("number")
+        await page.get_by_label("Value").fill(order["orderNumber"])
+        await page.get_by_label("Value").press("Enter")
+        detail = page.locator("#detail")
+        await expect(detail.get_by_role("heading", name=f"Order {order['orderNumber']}")).to_be_visible()
+        result = page.locator("#check-result")
+
+        await page.get_by_label("Check only (send nothing again)").check()
+        await page.get_by_role("button", name="Check destination").click()
+        await expect(result).to_contain_text("re-sent nothing (check only)", timeout=90_000)
+        await expect(result).to_contain_text("Checked 2 delivery(ies), 6 file(s): missing 1, different 0")
+        await expect(result.locator(".check-problems")).to_have_text(
+            f"missing {name} at {folder['id']} — not re-sent (check only)"
+        )
+        await shot(page, tmp_path, "1-check-only")
+        assert not held.exists()
+
+        await page.get_by_label("Check only (send nothing again)").uncheck()
+        await page.get_by_role("button", name="Check destination").click()
+        await expect(result).to_contain_text("missing 1, different 0, re-sent 1, not checkable 1", timeout=90_000)
+        figures = result.locator("table.check-figures")
+        await expect(figures.locator("tr", has_text=folder["id"]).locator("td")).to_have_text(
+            [folder["id"], "local", "1", "6", "1", "0", "1", "re-sent"]
+        )
+        await expect(figures.locator("tr", has_text=hook["id"]).locator(".badge")).to_have_text("not checkable")
+        await expect(result.locator(".check-problems")).to_have_text(f"missing {name} at {folder['id']} — re-sent")
+        # The order shows the delivery's new attempt once it has finished: delivered again.
+        folder_block = detail.locator(".integration", has_text=folder["id"])
+        await expect(folder_block.locator("ol.attempts li")).to_have_count(2, timeout=90_000)
+        await expect(folder_block.locator("h4 .badge")).to_have_text("delivered")
+        await shot(page, tmp_path, "2-re-sent")
+    finally:
+        await context.close()
+    assert held.read_bytes() == contents[("Ticket", "pdf")]
+    print(f"screenshots in {tmp_path}")
 
 
 async def test_a_late_order_is_marked_late_in_its_detail_and_the_recent_list(

@@ -15,10 +15,13 @@ import orjson
 import pytest
 from azure.storage.blob.aio import BlobServiceClient
 
+from tests.api_jobs import api, job_end, start_job
 from tests.deployments import OUTBOUND, configure, put_integration
-from tests.events import recipe_with_assets, unique
+from tests.events import order_event, recipe_with_assets, unique
 from tests.integrations import azure_settings, integration, local_integration, s3_settings, sftp_settings
+from tests.servers import SilentServer
 from tests.stores import account_connection, make_bucket, s3_client
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -206,3 +209,147 @@ async def test_the_services_own_leftovers_are_removed_once_no_attempt_can_still_
     assert {(c["integrationId"], c["name"]) for c in run["cleaned"]} == {(sftp["id"], sftp_fresh.name)}, run
     assert not sftp_fresh.exists() and unrelated.exists()
     assert (run["missing"], run["different"], run["errors"]) == (0, 0, {})  # the delivered files untouched
+
+
+async def test_the_api_runs_reconcile_as_a_job_with_the_figures_the_cli_prints(deployment, worker, destinations):
+    tenant = unique("recapi")
+    folder = local_integration(tenant, ["order.created"])
+    hook = integration(tenant, "zapier", {"hook-url": f"{destinations.http.base}/hook/{tenant}"})
+    for config in (folder, hook):
+        await configure(deployment, [worker], config)
+    recipe, contents = recipe_with_assets(destinations, tenant)
+    order = order_event(tenant, [recipe["recipeId"]])
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    await deployment.produce_json("orders", [order], "orderId")
+    first = await deployment.wait_json("delivery-results", lambda d: d["tenant"] == tenant, 2, 90)
+    assert {r["outcome"] for r in first} == {"delivered"}, first
+    ticket = f"{order['orderNumber']}_ID_{order['orderId']}_R_{recipe['recipeId']}_Ticket.pdf"
+    held = deployment.workdir / "deliveries" / tenant / ticket
+    held.unlink()  # cleaned by hand at the destination
+    token, body = deployment.api_token, {"tenant": tenant, "orderId": order["orderId"], "since": "1h"}
+
+    started = await start_job(worker.port, token, {**body, "dryRun": True})
+    assert started["state"] == "running" and started["tenant"] == tenant and started["dryRun"] is True
+    dry = await job_end(worker.port, token, started["poll"])
+    assert dry["state"] == "done", dry
+    figures = dry["result"]
+    assert (figures["deliveries"], figures["files"], figures["missing"], figures["resent"]) == (2, 6, 1, 0)
+    assert (figures["notCheckable"], figures["errors"], figures["id"]) == (1, {}, started["jobId"])
+    assert dry["report"][0] == (
+        f"reconcile {started['jobId']}: checked 2 deliveries, 6 files; missing 1, different 0, "
+        "re-sent nothing (dry run), not checkable 1, errors 0, cleaned 0"
+    )
+    assert not held.exists()
+    assert await deployment.read_json("deliveries-retry", lambda d: d["tenant"] == tenant) == []  # sent nothing
+
+    started = await start_job(worker.port, token, body)
+    run = await job_end(worker.port, token, started["poll"])
+    assert (run["state"], run["result"]["missing"], run["result"]["resent"]) == ("done", 1, 1), run
+    by_integration = {f["integrationId"]: f for f in run["result"]["integrations"]}
+    assert by_integration[folder["id"]] == {
+        "integrationId": folder["id"],
+        "integrationType": "local",
+        "deliveries": 1,
+        "files": 6,
+        "missing": 1,
+        "different": 0,
+        "resent": 1,
+        "outcome": "problems",
+        "error": None,
+    }
+    assert by_integration[hook["id"]]["outcome"] == "not checkable"
+    assert [p["name"] for p in run["result"]["problems"]] == [ticket]
+    # Sent again under its delivery id, marked with the job's id; the file is back as it was.
+    again = await deployment.wait_json(
+        "delivery-results", lambda d: d["tenant"] == tenant and d.get("reconcile") == started["jobId"], 1, 90
+    )
+    assert again[0]["outcome"] == "delivered" and again[0]["integrationId"] == folder["id"]
+    assert held.read_bytes() == contents[("Ticket", "pdf")]
+    # The CLI's JSON of the same window says the same (one runner, one summary).
+    _, cli_tally = await reconcile(deployment, tenant, "--order-id", order["orderId"], "--dry-run")
+    assert (cli_tally["deliveries"], cli_tally["files"], cli_tally["missing"]) == (2, 6, 0)
+    assert set(cli_tally) == set(run["result"])
+
+
+async def test_the_reconciliation_api_refuses_bad_requests_with_what_is_wrong(deployment, worker):
+    tenant = unique("recbad")
+    async with worker.api() as client:
+        for raw, words in [
+            (b"{not json", "not JSON"),
+            (b"[]", "JSON object"),
+            (b'{"tenant": "t", "window": "1h"}', "unknown field(s): window"),
+            (b"{}", "tenant: required"),
+            (b'{"tenant": "Not A Tenant"}', "not a tenant name"),
+            (b'{"tenant": "t", "since": "yesterday"}', "since: 'yesterday' is neither"),
+            (b'{"tenant": "t", "since": "2999-01-01T00:00:00Z"}', "since must be in the past"),
+            (b'{"tenant": "t", "dryRun": "yes"}', "dryRun must be a boolean"),
+            (b'{"tenant": "t", "orderId": 42}', "orderId must be a string"),
+        ]:
+            r = await client.post("/v1/reconciliations", content=raw, headers={"Content-Type": "application/json"})
+            assert r.status_code == 400 and words in r.json()["error"], (raw, r.text)
+        r = await client.post("/v1/reconciliations", json={"tenant": tenant, "integrationId": "nothing-here"})
+        assert r.status_code == 404 and r.json() == {"error": f"tenant {tenant} has no integration 'nothing-here'"}
+        for job_id in ("rcn-0000", "rcn-00000000-00000000-000000000000"):
+            r = await client.get(f"/v1/reconciliations/{job_id}")
+            assert r.status_code in (404, 410) and job_id in r.json()["error"], r.text
+        r = await client.get("/v1/reconciliations/rcn-0000")
+        assert r.status_code == 404 and r.json()["error"].startswith("no reconciliation job 'rcn-0000'")
+    # A read-scope token may follow a job, not start one.
+    read = deployment.cli("tokens", "issue", "--tenant", tenant, "--scope", "read").stdout.strip()
+
+    async def known() -> bool:
+        async with api(worker.port, read) as client:
+            return (await client.get("/v1/whoami")).status_code == 200
+
+    await wait_for(known, 30, "the worker to know the read token")
+    async with api(worker.port, read) as client:
+        r = await client.post("/v1/reconciliations", json={"tenant": tenant})
+    assert r.status_code == 403 and "operate" in r.json()["error"], r.text
+
+
+async def test_a_tenant_runs_one_reconciliation_at_a_time_and_a_worker_two(deployment, worker, destinations):
+    silent = await SilentServer().start()
+    tenants = [unique("recone"), unique("rectwo")]
+    configs = {t: integration(t, "sftp", sftp_settings(destinations, t), ["recipe.created"]) for t in tenants}
+    try:
+        for tenant in tenants:
+            await configure(deployment, [worker], configs[tenant])
+            recipe, _ = recipe_with_assets(destinations, tenant)
+            await deployment.produce_json("recipes", [recipe], "recipeId")
+        for tenant in tenants:
+            await deployment.wait_json("delivery-results", lambda d, t=tenant: d["tenant"] == t, 1, 90)
+            # The server moved to an address that takes connections and never answers: a check of it waits.
+            config = configs[tenant]
+            moved = {**config, "settings": {**config["settings"], "port": silent.port}}
+            assert put_integration(deployment, moved).returncode == 0
+        token = deployment.api_token
+        jobs = [await start_job(worker.port, token, {"tenant": t, "since": "1h"}) for t in tenants]
+        for job in jobs:
+
+            async def checking(job=job) -> dict | None:
+                async with worker.api() as client:
+                    body = (await client.get(job["poll"])).json()
+                return (
+                    body
+                    if body["state"] == "running" and body["progress"]["phase"] == "checking destinations"
+                    else None
+                )
+
+            running = await wait_for(checking, 60, f"job {job['jobId']} asking the destination")
+            assert running["progress"] == {"phase": "checking destinations", "done": 0, "total": 1}
+        async with worker.api() as client:
+            again = await client.post("/v1/reconciliations", json={"tenant": tenants[0], "dryRun": True})
+            third = await client.post("/v1/reconciliations", json={"tenant": unique("recthree")})
+        assert again.status_code == 409 and again.json()["jobId"] == jobs[0]["jobId"], again.text
+        assert again.json()["poll"] == jobs[0]["poll"]
+        assert third.status_code == 429 and "try again when one is done" in third.json()["error"], third.text
+        silent.release()  # the destination hangs up: its integration's error, and the jobs are done
+        for tenant, job in zip(tenants, jobs, strict=True):
+            ended = await job_end(worker.port, token, job["poll"])
+            assert ended["state"] == "done" and list(ended["result"]["errors"]) == [configs[tenant]["id"]], ended
+            assert [f["outcome"] for f in ended["result"]["integrations"]] == ["error"]
+            assert ended["report"][-1].startswith(f"  error: {configs[tenant]['id']}: ")
+        # Done, the tenant may start again.
+        await job_end(worker.port, token, (await start_job(worker.port, token, {"tenant": tenants[0]}))["poll"])
+    finally:
+        await silent.stop()

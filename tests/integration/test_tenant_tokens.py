@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.api_jobs import api, job_end, start_job
 from tests.deployments import Deployment, Worker, configure, new_deployment
 from tests.events import order_event, recipe_with_assets, unique
 from tests.integrations import integration, local_integration
@@ -324,3 +325,73 @@ def test_the_tokens_commands_refuse_bad_arguments(setup):
         result = deployment.cli(*args, check=False)
         assert result.returncode == code and words in result.stderr, (args, result)
         assert not result.stdout.strip()
+
+
+async def test_a_reconciliation_job_is_followed_from_either_worker_and_held_to_its_tenant(setup):
+    deployment, workers, own, other = setup.deployment, setup.workers, setup.own, setup.other
+    operate, read = setup.tokens["operate"], setup.tokens["read"]
+    folder = deployment.workdir / "deliveries" / own.name
+    ticket = next(folder.glob(f"*_ID_{own.failed_order['orderId']}_*_Ticket.pdf"))
+    ticket.unlink()
+    # The tenant token names no tenant: its own is checked.
+    started = await start_job(workers[0].port, operate, {"orderId": own.failed_order["orderId"], "since": "1h"})
+    ended = [await job_end(w.port, operate, started["poll"]) for w in workers]
+    assert ended[0] == ended[1] and ended[0]["tenant"] == own.name, ended
+    assert (ended[0]["result"]["missing"], ended[0]["result"]["resent"], ended[0]["result"]["notCheckable"]) == (
+        1,
+        1,
+        1,
+    )
+    answered_by = set()
+    for w in workers:
+        async with api(w.port, read) as client:  # a read token may follow the job
+            r = await client.get(started["poll"])
+        assert r.status_code == 200 and r.json() == ended[0]
+        answered_by.add(r.headers["X-Outbound-Answered-By"])
+    assert len(answered_by) == 1  # one worker runs the job; the other forwarded the poll to it
+    await wait_for(ticket.exists, 90, "the deleted file delivered again")
+    # A start that reaches the other worker runs on the same one: the owner of the tenant's row.
+    async with api(workers[1].port, operate) as client:
+        r = await client.post("/v1/reconciliations", json={"since": "1h", "dryRun": True})
+    assert r.status_code == 202 and {r.headers["X-Outbound-Answered-By"]} == answered_by, r.text
+    assert (await job_end(workers[1].port, operate, r.json()["poll"]))["result"]["missing"] == 0
+
+    # Another tenant's job is, to the tenant token, one that does not exist: the same 404, byte for byte.
+    theirs = await start_job(workers[1].port, deployment.api_token, {"tenant": other.name, "dryRun": True})
+    await job_end(workers[1].port, deployment.api_token, theirs["poll"])
+    nothing = theirs["jobId"][:-12] + "0" * 12  # an id of the same worker and run that no job has
+    for w in workers:
+        for token in (operate, read):
+            async with api(w.port, token) as client:
+                hidden = await client.get(theirs["poll"])
+                missing = await client.get(f"/v1/reconciliations/{nothing}")
+            assert hidden.status_code == missing.status_code == 404, (hidden.text, missing.text)
+            assert hidden.text.replace(theirs["jobId"], nothing) == missing.text
+    # Naming another tenant or its integration: answered as for a tenant or integration nothing has.
+    gone_tenant, gone_id = unique("gone"), unique("gone-")
+    for w in workers:
+        async with api(w.port, operate) as client:
+            named = await client.post("/v1/reconciliations", json={"tenant": other.name})
+            unknown = await client.post("/v1/reconciliations", json={"tenant": gone_tenant})
+            assert named.status_code == unknown.status_code == 403 and named.text == unknown.text, named.text
+            named = await client.post("/v1/reconciliations", json={"integrationId": other.hook["id"]})
+            unknown = await client.post("/v1/reconciliations", json={"integrationId": gone_id})
+            assert named.status_code == unknown.status_code == 404
+            assert named.text.replace(other.hook["id"], gone_id) == unknown.text
+        async with api(w.port, read) as client:
+            r = await client.post("/v1/reconciliations", json={"dryRun": True})
+            assert r.status_code == 403 and "operate" in r.json()["error"]
+
+    # The worker that ran the job stops: the other answers that the job is lost, never a 500.
+    runner = next(w for w in workers if answered_by == {f"http://127.0.0.1:{w.port}"})
+    survivor = next(w for w in workers if w is not runner)
+    runner.stop()
+
+    async def lost() -> httpx.Response | None:
+        async with api(survivor.port, operate) as client:
+            r = await client.get(started["poll"])
+        assert r.status_code in (410, 503), r.text  # 503 while the group has not yet seen it leave
+        return r if r.status_code == 410 else None
+
+    gone = await wait_for(lost, 90, "the stopped worker's job answered as lost")
+    assert "the worker that ran it has stopped" in gone.json()["error"]

@@ -56,7 +56,9 @@ def test_faust_waits_a_second_before_it_starts_the_tables_and_the_service_does_n
 def test_every_table_is_declared_before_the_worker_starts():
     """The premise of skipping Faust's second: importing what the worker imports declares every table."""
     from service.app import app, catalog
-    from service.streams.stages import deliver, ingest, join, notify, order_view, retry  # noqa: F401
+    from service.worker import register_everything
+
+    register_everything()
 
     tables = {key.removeprefix("table:") for key in catalog.topics if key.startswith("table:")}
     assert tables and set(app.tables) == tables
@@ -66,10 +68,8 @@ def test_the_worker_starts_without_the_sftp_azure_and_s3_client_libraries():
     modules = "asyncssh", "azure.storage.blob", "azure.core", "aioboto3"
     code = (
         "import sys\n"
-        "from service.app import app\n"
-        "from service.operators import lookup_routes, metrics_route, page_routes, probes\n"
-        "from service.operators import replay_routes, trigger_routes\n"
-        "from service.streams.stages import deliver, ingest, join, notify, order_view, retry\n"
+        "from service.worker import register_everything\n"
+        "register_everything()\n"
         f"print([m for m in {modules!r} if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -3,10 +3,13 @@ the latest delivery of a name wins, what counts as missing or different, how a d
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
+import orjson
 import pytest
 
 from service.destinations.base import UnsafeName
@@ -163,3 +166,32 @@ async def test_a_local_folders_stale_leftovers_are_removed_and_fresh_ones_kept(t
     assert stale.exists()  # a dry run finds, keeps
     assert await clean_leftovers(destination, ["f.pdf"], before, dry_run=False) == [stale.name]
     assert not stale.exists() and fresh.exists() and unrelated.exists()
+
+
+async def test_reading_a_window_lets_the_workers_stages_run_while_it_parses(monkeypatch):
+    from service.operators import reconcile as run
+
+    records = [SimpleNamespace(value=orjson.dumps(result(f"d{n}", "t1", []))) for n in range(2000)]
+
+    async def window(settings, topic, window, progress=None):
+        for record in records:  # one fetch hands over every record at once: no pause of its own
+            yield record
+
+    monkeypatch.setattr(run, "read_window", window)
+    turns = 0
+
+    async def stage() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    beside = asyncio.create_task(stage())
+    await asyncio.sleep(0)
+    before = turns
+    folded = await run._delivered(
+        None, {"delivery-results": SimpleNamespace(name="t")}, ReconcileFilter("acme"), T, None
+    )
+    beside.cancel()
+    assert len(folded.deliveries) == 2000
+    assert turns - before >= 2000 // run.YIELD_EVERY - 1  # the other task ran while the window was parsed

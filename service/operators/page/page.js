@@ -1,7 +1,7 @@
 // Review Recent Orders: a thin client of the operator API (same origin, bearer token kept in this tab).
 "use strict";
 
-const state = { token: sessionStorage.getItem("outbound-token") || "", page: 1, current: null, polling: null };
+const state = { token: sessionStorage.getItem("outbound-token") || "", scope: "", page: 1, current: null, polling: null };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs, ...children) {
@@ -43,9 +43,10 @@ function say(text, kind) {
 }
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, body) {
     super(message);
     this.status = status;
+    this.body = body;
   }
 }
 
@@ -62,7 +63,7 @@ async function api(path, options) {
   }
   if (!response.ok) {
     if (response.status === 401 && !opts.signingIn) signOut("Your token is no longer accepted: sign in again.");
-    throw new ApiError(response.status, (body && body.error) || "HTTP " + response.status);
+    throw new ApiError(response.status, (body && body.error) || "HTTP " + response.status, body);
   }
   return { status: response.status, body };
 }
@@ -84,6 +85,7 @@ async function signIn(token) {
     $("sign-out").hidden = false;
     $("sign-in").hidden = true;
     $("main").hidden = false;
+    state.scope = body.scope;
     $("trigger").hidden = body.scope !== "operate";
     say("");
     (body.tenant ? $("search-value") : $("tenant")).focus();
@@ -97,6 +99,7 @@ async function signIn(token) {
 
 function signOut(text) {
   state.token = "";
+  state.scope = "";
   sessionStorage.removeItem("outbound-token");
   $("tenant").readOnly = false;
   $("tenant").value = "";
@@ -190,6 +193,7 @@ async function openPath(path) {
     state.currentPath = path;
     renderDetail(body);
     await fillIntegrations(body);
+    $("check-result").replaceChildren();
     $("detail").hidden = false;
     $("detail").focus();
   } catch (e) {
@@ -225,6 +229,8 @@ function lateBlock(marks) {
 }
 
 function renderDetail(view) {
+  // Reconciliation checks an order's deliveries, with an operate token.
+  $("check").hidden = state.scope !== "operate" || view.kind !== "order";
   if (view.kind === "order") {
     $("detail-title").textContent = "Order " + view.orderNumber;
     $("detail-summary").replaceChildren(
@@ -392,6 +398,129 @@ async function poll(path, triggerId) {
   }
 }
 
+// ------------------------------------------------------------------ check destination (reconciliation)
+
+// The window read starts an hour before the order's first delivery was made (the service's own clock,
+// as the results' times), so every delivery of the order is in it and little else is read.
+function checkSince(view) {
+  const made = view.integrations
+    .flatMap((i) => i.deliveries.map((d) => (d.createdAt ? new Date(d.createdAt).getTime() : NaN)))
+    .filter((t) => !isNaN(t));
+  return made.length ? new Date(Math.min(...made) - 60 * 60 * 1000).toISOString() : "7d";
+}
+
+async function checkDestination() {
+  const view = state.current;
+  const out = $("check-result");
+  $("run-check").disabled = true;
+  try {
+    let job;
+    const body = { tenant: view.tenant, orderId: view.orderId, since: checkSince(view), dryRun: $("check-only").checked };
+    try {
+      job = (await api("/v1/reconciliations", { method: "POST", body })).body;
+      out.replaceChildren(el("p", {}, "Checking the destinations…"));
+    } catch (e) {
+      // One check per tenant at a time: follow the one running rather than fail.
+      if (e.status !== 409 || !e.body || !e.body.poll) throw e;
+      job = e.body;
+      out.replaceChildren(el("p", {}, "A check of tenant " + view.tenant + " is already running; following it."));
+    }
+    const ended = await followCheck(job.poll);
+    renderCheck(ended);
+    if (ended.state === "done" && ended.result.resent) await followResent(ended);
+  } catch (e) {
+    say("Check destination failed: " + e.message);
+  } finally {
+    $("run-check").disabled = false;
+  }
+}
+
+async function followCheck(poll) {
+  const deadline = Date.now() + 30 * 60 * 1000;
+  while (Date.now() < deadline) {
+    const { body } = await api(poll);
+    if (body.state !== "running") return body;
+    const p = body.progress;
+    $("check-result").replaceChildren(
+      el("p", {}, "Checking the destinations… " + p.phase + (p.total ? " (" + p.done + " of " + p.total + ")" : "")),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  throw new Error("the check is still running after 30 minutes; its answer stays at " + poll);
+}
+
+const CHECK_WORDS = { ok: "all there", problems: "missing or different", "not checkable": "not checkable", error: "error", "not checked": "not checked" };
+
+function checkOutcome(f, dryRun) {
+  if (f.outcome === "problems") return f.resent ? "re-sent" : dryRun ? "missing or different" : "not re-sent";
+  return CHECK_WORDS[f.outcome] || f.outcome;
+}
+
+function renderCheck(job) {
+  const out = $("check-result");
+  if (job.state === "failed") {
+    out.replaceChildren(el("p", { class: "error-text" }, "The check could not run: " + job.reason));
+    return;
+  }
+  const r = job.result;
+  const summary =
+    "Checked " + r.deliveries + " delivery(ies), " + r.files + " file(s): missing " + r.missing + ", different " + r.different +
+    ", re-sent " + (r.dryRun ? "nothing (check only)" : r.resent) + ", not checkable " + r.notCheckable +
+    ", errors " + Object.keys(r.errors).length + ", cleaned " + (r.cleaned.length + (r.cleanedLeftOut || 0)) + ".";
+  const rows = r.integrations.map((f) =>
+    el(
+      "tr",
+      {},
+      el("td", {}, f.integrationId),
+      el("td", {}, f.integrationType),
+      ...[f.deliveries, f.files, f.missing, f.different, f.resent].map((n) => el("td", { class: "num" }, n)),
+      el("td", {}, badge(checkOutcome(f, r.dryRun)), f.error ? el("div", { class: "error-text" }, f.error) : null),
+    ),
+  );
+  const table = r.integrations.length
+    ? el(
+        "table",
+        { class: "check-figures" },
+        el("thead", {}, el("tr", {}, ["Integration", "Type", "Deliveries", "Files checked", "Missing", "Different", "Re-sent", "Result"].map((h, n) => el("th", { scope: "col", class: n >= 2 && n <= 6 ? "num" : "" }, h)))),
+        el("tbody", {}, rows),
+      )
+    : el("p", {}, "No delivered delivery of this order to check.");
+  const resentTo = new Set(r.integrations.filter((f) => f.resent).map((f) => f.integrationId));
+  const problems = r.problems.map((p) =>
+    el(
+      "li",
+      {},
+      badge(p.problem), " ", el("code", {}, p.name), " at " + p.integrationId,
+      p.foundBytes !== null ? " (" + size(p.foundBytes) + " there, " + size(p.expectedBytes) + " delivered)" : "",
+      resentTo.has(p.integrationId) ? " — re-sent" : r.dryRun ? " — not re-sent (check only)" : "",
+    ),
+  );
+  if (r.problemsLeftOut) problems.push(el("li", {}, "… and " + r.problemsLeftOut + " more"));
+  const cleaned = r.cleaned.map((c) => el("li", {}, "cleaned: ", el("code", {}, c.name), " at " + c.integrationId + " (the service's leftover)"));
+  out.replaceChildren(
+    el("p", {}, "Check " + job.jobId + " finished. " + summary),
+    table,
+    problems.length ? el("ul", { class: "check-problems" }, problems) : el("p", {}, "Nothing missing or different."),
+    cleaned.length ? el("ul", { class: "check-problems" }, cleaned) : "",
+  );
+}
+
+// The deliveries sent again are new attempts of the order's deliveries: the order is shown again until
+// each has one that finished after the check started (for two minutes at most).
+async function followResent(job) {
+  const resentTo = new Set(job.result.integrations.filter((f) => f.resent).map((f) => f.integrationId));
+  const ids = new Set(job.result.problems.filter((p) => resentTo.has(p.integrationId)).map((p) => p.deliveryId));
+  const since = new Date(job.startedAt).getTime();
+  const deadline = Date.now() + 2 * 60 * 1000;
+  while (Date.now() < deadline) {
+    await refreshDetail();
+    const all = state.current.integrations.flatMap((i) => i.deliveries).filter((d) => ids.has(d.deliveryId));
+    const finished = all.every((d) => d.attempts.some((a) => a.finishedAt && new Date(a.finishedAt).getTime() >= since));
+    if (finished) return;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
 // ------------------------------------------------------------------ integrations
 
 async function showIntegrations() {
@@ -499,6 +628,10 @@ document.addEventListener("DOMContentLoaded", () => {
     showIntegrations();
   });
   $("preview").addEventListener("click", preview);
+  $("check-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    checkDestination();
+  });
   $("trigger-form").addEventListener("submit", (e) => {
     e.preventDefault();
     runTrigger();

@@ -165,6 +165,12 @@ orders_table = table("orders")
 waiting_retries_table = table(
     "waiting-retries", write_buffer_size=1024**2, max_write_buffer_number=2, block_cache_size=1024**2
 )
+# "<due>|<eventId>|<integrationId>" -> an order event's deadline at an integration with deliverWithinMinutes
+# (fed by the orders stage, in the order's partition; service/planning/deadlines.py). Written once, read
+# once when due, like the waiting retries: small buffers and cache.
+deadlines_table = table(
+    "delivery-deadlines", write_buffer_size=1024**2, max_write_buffer_number=2, block_cache_size=1024**2
+)
 # integrationId -> its run of deliveries failed for good, its last success, when the service turned it
 # off (fed by integration-health; service/planning/health.py). One small row per integration.
 integration_health_table = table("integration-health")

@@ -151,6 +151,8 @@ def _redacted(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         **doc,
         "preflight": doc.get("preflight") or "strict",
+        # null: no late-delivery alert (the setting is optional).
+        "deliverWithinMinutes": doc.get("deliverWithinMinutes"),
         "settings": redact_settings(doc.get("settings") or {}, box),
     }
 

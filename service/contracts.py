@@ -84,6 +84,8 @@ class Integration(InputModel):
     # Which pre-flight checks a delivery's files pass before anything is handed over
     # (service/planning/preflight.py): every check, empty files and error pages only, or none.
     preflight: PreflightMode = "strict"
+    # Minutes from an order event's occurredAt by which its files must be here; None: no late alert.
+    deliverWithinMinutes: float | None = None
     # Set while it is off (service/planning/health.py): the service turns off a receiver gone for good.
     disabled: Disabled | None = None
 

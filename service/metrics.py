@@ -43,6 +43,12 @@ deliveries_failed = Counter(
     "Deliveries that failed for good (sent to deliveries-failed; their failure list is told).",
     ["integration_type", "integration_id"],
 )
+late_deliveries = Counter(
+    "outbound_late_deliveries",
+    "Order events whose files had not reached an integration within its deliverWithinMinutes (once per "
+    "order event and integration; its failure list is told).",
+    ["integration_type", "integration_id"],
+)
 integrations_disabled = Counter(
     "outbound_integrations_disabled",
     "Integrations the service turned off: a receiver gone (410) or too many deliveries in a row failed for good.",

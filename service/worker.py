@@ -40,7 +40,7 @@ def register_everything() -> None:
         replay_routes,
         trigger_routes,
     )
-    from service.streams.stages import deliver, health, ingest, join, notify, order_view, retry  # noqa: F401  (registers the agents)
+    from service.streams.stages import deadlines, deliver, health, ingest, join, notify, order_view, retry  # noqa: F401  (registers the agents)
 
 
 def run_worker(loglevel: str) -> None:

@@ -72,4 +72,6 @@ def listed(entry: dict[str, Any]) -> dict[str, Any]:
         "updatedAt": entry.get("updatedAt"),
         "summary": entry["summary"],
         "integrations": [{"integrationId": i, "state": s} for i, s in (entry.get("integrations") or {}).items()],
+        # An order event was not delivered within an integration's deliverWithinMinutes.
+        "late": bool(entry.get("late")),
     }

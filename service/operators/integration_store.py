@@ -41,6 +41,8 @@ def check_new_integration(raw: bytes, settings: Settings) -> Integration:
 def sealed(config: Integration, box: SecretBox) -> bytes:
     """The bytes published to the topic: secrets encrypted."""
     doc = config.model_dump(mode="json")
+    if doc.get("deliverWithinMinutes") is None:
+        del doc["deliverWithinMinutes"]  # unset stays unset: older workers' schema knows no such field
     doc["settings"] = box.encrypt_settings(config.settings)
     return orjson.dumps(doc)
 

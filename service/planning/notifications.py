@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.contracts import DeliveryCommand, DeliveryResult, Integration
+from service.planning.deadlines import LateAlert
 from service.planning.payloads import header_text
 from service.planning.preflight import upstream_advice
 from service.validation import split_addresses
@@ -93,3 +94,45 @@ def _fix_upstream(command: DeliveryCommand) -> list[str]:
     """A file that failed its pre-flight check is fixed where it comes from, not at the destination."""
     advice = upstream_advice(command.errors[-1].error) if command.errors else None
     return ["What to fix upstream:", *(f"  {line}" for line in advice), ""] if advice else []
+
+
+def late_notification(alert: LateAlert) -> dict[str, Any] | None:
+    """The one e-mail for an (order event, integration) whose files were not there in time, to the
+    failure list: each recipe's delivery as it stands and its last error."""
+    integration, row = alert.integration, alert.row
+    recipients = split_addresses(integration.failureNotificationList)
+    if not recipients:
+        return None
+    subject = f"order {row['orderNumber']} (order ID {row['orderId']})"
+    minutes = f"{row['withinMinutes']:g} minute{'' if row['withinMinutes'] == 1 else 's'}"
+    lines = []
+    for d in alert.deliveries:
+        attempts = f", {d.attempts} attempt{'' if d.attempts == 1 else 's'}" if d.attempts else ""
+        lines.append(f"  - recipe {d.recipeId}: {d.state}{attempts}")
+        if d.lastError:
+            lines.append(f"    last error: {d.lastError}")
+    body = "\n".join(
+        [
+            f"The files of {subject} were NOT delivered within {minutes} of the order event.",
+            "",
+            _integration_line(integration),
+            f"Event: {row['eventType']} at {row['occurredAt']}",
+            f"Due by: {row['dueAt']}",
+            f"Checked: {alert.checkedAt.isoformat()}",
+            "",
+            "Each delivery when the time was up:",
+            *lines,
+            "",
+            "This is the only notice about this order event and integration. A delivery still retrying or",
+            "waiting for its recipe goes on by itself; one that failed for good tells the failure list too.",
+            f"Open Review Recent Orders and find order number {row['orderNumber']}, or run:",
+            f"  outbound status --order-id {row['orderId']}",
+        ]
+    )
+    return {
+        "kind": "late",
+        "to": recipients,
+        "subject": header_text(f"LATE: {subject} to {integration.id}, not delivered within {minutes}"),
+        "body": body,
+        "deliveryId": alert.deliveries[0].deliveryId,
+    }

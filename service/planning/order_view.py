@@ -22,6 +22,7 @@ from service.planning.view_keys import Kind, kind_of
 MAX_DELIVERIES = 300
 MAX_TRIGGERS = 50
 MAX_RECIPE_ORDERS = 100
+MAX_LATE_MARKS = 50  # an order has a handful of events, each late at most once per integration
 RECENT_LIMIT = 1000
 # Raw-feed recipes share the tenant's row, which must stay well under Kafka's 1 MB message limit.
 RECENT_RECIPES_LIMIT = 250
@@ -146,6 +147,25 @@ def fold_recipe_order(doc: dict[str, Any] | None, ref: dict[str, Any]) -> dict[s
     return doc
 
 
+def late_key(event_id: str, integration_id: str) -> str:
+    return f"{event_id}|{integration_id}"
+
+
+def fold_late(doc: dict[str, Any] | None, mark: dict[str, Any]) -> dict[str, Any]:
+    """An (order event, integration) whose files were not there in time (`planning.deadlines`), its
+    latest `MAX_LATE_MARKS`."""
+    doc = dict(doc or {})
+    marks = dict(doc.get("late") or {})
+    marks[late_key(mark["eventId"], mark["integrationId"])] = mark
+    doc["late"] = dict(sorted(marks.items(), key=lambda kv: str(kv[1].get("dueAt")))[-MAX_LATE_MARKS:])
+    return doc
+
+
+def late_marks(doc: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """An order's late marks, the latest deadline first (the API's `late`)."""
+    return sorted(((doc or {}).get("late") or {}).values(), key=lambda m: str(m.get("dueAt")), reverse=True)
+
+
 def fold_trigger(doc: dict[str, Any] | None, plan: dict[str, Any]) -> dict[str, Any]:
     """A manual trigger as the stream planned it: which deliveries it caused."""
     doc = dict(doc or {})
@@ -234,6 +254,8 @@ def tenant_entry(doc: dict[str, Any], kind: Kind, key: str, expects_deliveries: 
         "updatedAt": max([*finished, *times, (order or {}).get("occurredAt") or ""]) or None,
         "summary": summary_word([delivery_state(e) for e in latest.values()], waiting),
         "integrations": {i: worst(states) for i, states in sorted(per_integration.items())},
+        # Only on late orders: the lines of the others stay as they were listed.
+        **({"late": True} if doc.get("late") and kind == "order" else {}),
     }
 
 
@@ -279,5 +301,8 @@ def activity_fold(record: dict[str, Any]) -> tuple[Callable[[dict[str, Any] | No
     if activity == "trigger":
         plan = record["plan"]
         return (lambda doc: fold_trigger(doc, plan)), kind_of(plan.get("orderId"))
+    if activity == "late":
+        mark = record["late"]
+        return (lambda doc: fold_late(doc, mark)), "order"
     result = record["result"]
     return (lambda doc: fold_result(doc, result)), kind_of(result.get("orderId"))

@@ -10,6 +10,7 @@ from service.planning.order_view import (
     WAITING_FOR_RECIPE,
     deliveries_of,
     delivery_state,
+    late_marks,
     latest_by_pair,
     own_deliveries,
     planned_order,
@@ -112,6 +113,8 @@ def answer(doc: dict[str, Any] | None, kind: Kind, key: str, waiting_for_recipe:
             placedAt=order.get("placedAt"),
             updatedAt=order.get("occurredAt"),
             cancelledAt=order.get("cancelledAt"),
+            # Each (order event, integration) not delivered within its integration's deliverWithinMinutes.
+            late=late_marks(doc),
             lines=[
                 {
                     **{k: line.get(k) for k in ("itemId", "recipeId", "itemQuantity", "sku")},

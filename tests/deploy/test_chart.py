@@ -331,6 +331,7 @@ def test_alerts_cover_what_matters(render: Render) -> None:
         "OutboundConsumerLagGrowing",
         "OutboundInvalidEventsSpiking",
         "OutboundNotificationsLost",
+        "OutboundDeliveriesLate",
         "OutboundIntegrationDisabled",
     }
 

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.deployments import Worker, configure, new_deployment
 from tests.events import order_event, recipe_event, unique
 from tests.integrations import hook_integration
+from tests.scrapes import scrape, value
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -38,6 +39,7 @@ EXPORTED = {
     "outbound_time_to_deliver_seconds",
     "outbound_consumer_lag",
     "outbound_table_recovery_in_progress",
+    "outbound_late_deliveries",
 }
 
 
@@ -56,21 +58,6 @@ async def observed(kafka, destinations):
     await worker.start().ready()
     yield deployment, worker
     worker.stop()
-
-
-async def scrape(worker) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    async with httpx.AsyncClient() as client:
-        r = await client.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=10)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(r.text)
-        for s in family.samples
-    }
-
-
-def value(samples, name, **labels) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 async def health(worker, which: str) -> tuple[int, dict]:

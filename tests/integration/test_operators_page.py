@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.deployments import configure
-from tests.events import order_event, recipe_with_assets, unique
-from tests.integrations import integration, local_integration
+from tests.events import order_event, recipe_event, recipe_with_assets, unique
+from tests.integrations import hook_integration, integration, local_integration
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -244,3 +245,50 @@ async def test_check_destination_reports_a_deleted_file_missing_and_sends_it_aga
         await context.close()
     assert held.read_bytes() == contents[("Ticket", "pdf")]
     print(f"screenshots in {tmp_path}")
+
+
+async def test_a_late_order_is_marked_late_in_its_detail_and_the_recent_list(
+    deployment, worker, destinations, browser, tmp_path
+):
+    tenant = unique("pagelate")
+    hook = hook_integration(destinations, tenant, deliverWithinMinutes=0.05)
+    await configure(deployment, [worker], hook)
+    never = recipe_event(tenant)  # never published: the order waits for it past its 3 s
+    order = order_event(tenant, [never["recipeId"]], occurredAt=datetime.now(UTC).isoformat())
+    await deployment.produce_json("orders", [order], "orderId")
+
+    async def marked() -> bool:
+        async with worker.api() as api:
+            r = await api.get(f"/v1/orders/{order['orderId']}")
+        return r.status_code == 200 and bool(r.json()["late"])
+
+    await wait_for(marked, 60, "the order marked late")
+    context = await browser.new_context(viewport={"width": 1366, "height": 900})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        await page.goto(f"http://127.0.0.1:{worker.port}/ops/")
+        await page.get_by_label("API token").fill(deployment.api_token)
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.get_by_text("Signed in: operate token")).to_be_visible()
+        await page.get_by_label("Tenant").fill(tenant)
+        await page.get_by_label("Look up by").select_option("order")
+        await page.get_by_label("Value").fill(order["orderId"])
+        await page.get_by_label("Value").press("Enter")
+        detail = page.locator("#detail")
+        await expect(detail.get_by_role("heading", name=f"Order {order['orderNumber']}")).to_be_visible()
+        await expect(detail.locator("#detail-summary .s-late")).to_have_text("late")
+        late = detail.locator("ul.late li")
+        await expect(late).to_have_count(1)
+        await expect(late).to_contain_text(f"{hook['id']}: order.created due")
+        await expect(late).to_contain_text("(within 0.05 min)")
+        await expect(late.locator(".badge")).to_have_text(["waiting for recipe"])
+        await shot(page, tmp_path, "1-late-order")
+        await page.get_by_role("button", name="Show recent orders").click()
+        row = page.locator("#recent tr", has_text=order["orderNumber"])
+        await expect(row.locator(".s-late")).to_have_text("late")
+        await shot(page, tmp_path, "2-recent")
+    finally:
+        await context.close()
+    assert errors == []

@@ -2,6 +2,7 @@ import json
 
 import orjson
 import pytest
+from cryptography.fernet import Fernet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -75,6 +76,36 @@ def test_an_integrations_preflight_mode_is_one_of_three_and_strict_when_absent()
     assert parse(INTEGRATION, {**example("integration-local.json"), "preflight": "off"}).preflight == "off"
     refused = parse(INTEGRATION, {**example("integration-local.json"), "preflight": "lenient"})
     assert refused.reasons == ["preflight: 'lenient' is not one of ['strict', 'basic', 'off']"]
+
+
+def test_deliver_within_minutes_is_a_positive_number_of_minutes_and_unset_by_default():
+    assert parse(INTEGRATION, example("integration-zapier.json")).deliverWithinMinutes is None
+    assert (
+        parse(INTEGRATION, {**example("integration-zapier.json"), "deliverWithinMinutes": None}).deliverWithinMinutes
+        is None
+    )
+    assert (
+        parse(INTEGRATION, {**example("integration-zapier.json"), "deliverWithinMinutes": 0.05}).deliverWithinMinutes
+        == 0.05
+    )
+    assert (
+        parse(INTEGRATION, {**example("integration-zapier.json"), "deliverWithinMinutes": 60}).deliverWithinMinutes
+        == 60
+    )
+    for bad in (0, -5, 10081, "60", True):
+        refused = parse(INTEGRATION, {**example("integration-zapier.json"), "deliverWithinMinutes": bad})
+        assert isinstance(refused, Rejected) and refused.reasons[0].startswith("deliverWithinMinutes: "), refused
+
+
+def test_a_configuration_without_a_delivery_time_is_published_without_one():
+    from service.operators.integration_store import sealed
+    from service.secrets import SecretBox
+
+    box = SecretBox(Fernet.generate_key().decode())
+    unset = orjson.loads(sealed(parse(INTEGRATION, example("integration-local.json")), box))
+    assert "deliverWithinMinutes" not in unset
+    doc = {**example("integration-local.json"), "deliverWithinMinutes": 30}
+    assert orjson.loads(sealed(parse(INTEGRATION, doc), box))["deliverWithinMinutes"] == 30
 
 
 def test_trigger_must_name_exactly_one_target():

@@ -11,7 +11,7 @@ function el(tag, attrs, ...children) {
     else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
     else if (v !== null && v !== undefined) node.setAttribute(k, v);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
   }
   return node;
@@ -141,7 +141,7 @@ function listTable(items) {
           { type: "button", class: "link", onclick: () => (item.orderId ? openOrder(item.orderId) : openRecipe(item.recipeId)) },
           item.orderNumber || id,
         );
-        return el("tr", {}, el("td", {}, open), el("td", {}, el("code", {}, id)), el("td", {}, when(item.placedAt)), el("td", {}, badge(item.summary)), el("td", {}, integrationBadges(item.integrations)));
+        return el("tr", {}, el("td", {}, open), el("td", {}, el("code", {}, id)), el("td", {}, when(item.placedAt)), el("td", {}, badge(item.summary), item.late ? [" ", badge("late")] : ""), el("td", {}, integrationBadges(item.integrations)));
       }),
     ),
   );
@@ -208,6 +208,26 @@ async function refreshDetail() {
   renderDetail(body);
 }
 
+// Each (order event, integration) whose files were not there within the integration's deliverWithinMinutes.
+function lateBlock(marks) {
+  if (!marks.length) return [];
+  return [
+    el("h3", {}, "Late"),
+    el(
+      "ul",
+      { class: "late" },
+      marks.map((m) =>
+        el(
+          "li",
+          {},
+          m.integrationId + ": " + m.eventType + " due " + when(m.dueAt) + " (within " + m.withinMinutes + " min) · ",
+          m.deliveries.map((d) => [el("code", {}, d.recipeId), " ", badge(d.state), d.lastError ? [" ", el("span", { class: "error-text" }, d.lastError)] : "", " "]),
+        ),
+      ),
+    ),
+  ];
+}
+
 function renderDetail(view) {
   // Reconciliation checks an order's deliveries, with an operate token.
   $("check").hidden = state.scope !== "operate" || view.kind !== "order";
@@ -216,8 +236,10 @@ function renderDetail(view) {
     $("detail-summary").replaceChildren(
       "Order ID ", el("code", {}, view.orderId), " · tenant ", view.tenant, " · last event ", view.lastEventType,
       view.cancelledAt ? " · cancelled " + when(view.cancelledAt) : "", " · ", badge(view.summary),
+      ...((view.late || []).length ? [" ", badge("late")] : []),
     );
     $("detail-lines").replaceChildren(
+      ...lateBlock(view.late || []),
       el("h3", {}, "Lines"),
       el(
         "table",

@@ -44,6 +44,20 @@ class handling:
         _current_event.reset(self.token)
 
 
+class PartitionEvent:
+    """Stands for an event of `topic`'s `partition` where a table row is read or written outside any
+    stream (a sweep): Faust takes the partition of a table read or write from the event being handled
+    (`handling`). `topic` must have as many partitions as the table's changelog."""
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _PartitionMessage(topic, partition)
+
+
+class _PartitionMessage:
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic, self.partition = topic, partition
+
+
 class RowCache(Generic[R]):
     """key -> row of `table`, changed in memory; `write()` writes the changed rows.
 

@@ -19,6 +19,7 @@ from faust.types import StreamT
 from service.app import (
     app,
     catalog,
+    deadlines_table,
     integrations_topic,
     order_events_topic,
     order_index_topic,
@@ -27,15 +28,22 @@ from service.app import (
     triggers_topic,
 )
 from service.contracts import OrderEvent
+from service.planning.deadlines import deadlines_for
 from service.planning.links import accepted_order, order_links, order_number_key, order_summary, trigger_links
 from service.planning.order_view import fold_order
 from service.planning.replay import REPLAY_HEADER, REPLAY_INTEGRATION_HEADER, header
+from service.planning.routing import route
 from service.streams.machinery.barrier import barrier, fetched_in_this_generation, handle_held
 from service.streams.machinery.entrance import enter
 from service.streams.machinery.rejects import accepted, handle_each, reject
-from service.streams.machinery.row_cache import RowCache
+from service.streams.machinery.row_cache import RowCache, handling
 from service.streams.stages.order_view import fold_here, plan_trigger
-from service.streams.state.live_views import order_numbers_view, order_views_ready, stored_integration
+from service.streams.state.live_views import (
+    integrations_promising_a_time,
+    order_numbers_view,
+    order_views_ready,
+    stored_integration,
+)
 from service.validation import ORDER, TRIGGER, Rejected
 
 log = logging.getLogger(__name__)
@@ -81,6 +89,8 @@ async def keep_order(order: OrderEvent, event: Any) -> None:
         links = [link.model_copy(update={"replay": replay, "integrationId": only}) for link in links]
     for link in links:
         await barrier.send(order_links_topic, link.recipeId, link, cause=event)
+    if replay is None:  # a replayed event is history: its deadline passed long ago
+        await keep_deadlines(order, event)
     summary = order_summary(order, None)
     fold_here(order.orderId, lambda doc: fold_order(doc, summary), "order")
     log.info(
@@ -92,6 +102,20 @@ async def keep_order(order: OrderEvent, event: Any) -> None:
             **({"replay": replay} if replay else {}),
         },
     )
+
+
+async def keep_deadlines(order: OrderEvent, event: Any) -> None:
+    """A row per integration of the event that promises a time (`planning/deadlines.py`), in the
+    order's partition, for the sweep in `stages/deadlines.py`; the barrier's flush puts its changelog
+    record on the broker before the event is acknowledged. None for integrations without a promise."""
+    promising = await integrations_promising_a_time()
+    # An event fetched before a rebalance writes nothing: its partition's next owner reads it again.
+    if not promising or not fetched_in_this_generation(event):
+        return
+    rows = deadlines_for(order, route(order.type, order.tenant, promising))
+    with handling(event):
+        for key, row in rows:
+            deadlines_table[key] = row
 
 
 # Every worker keeps its own copy of the integrations (streams/state/live_views.py); this agent, consumed

@@ -39,7 +39,7 @@ from service.planning.notifications import failure_notification
 from service.streams.machinery.concurrency import handle_concurrently, idle, revoked_partitions
 from service.streams.machinery.publish import publish
 from service.streams.machinery.rejects import handle_each
-from service.streams.machinery.row_cache import handling
+from service.streams.machinery.row_cache import PartitionEvent, handling
 from service.streams.stages.deliver import attempt, dropped_if_superseded, log_ids
 from service.streams.stages.health import health_reports
 from service.streams.state.live_views import find_integration
@@ -84,19 +84,6 @@ async def run_retry(command: DeliveryCommand) -> None:
     await attempt(command)
 
 
-class PartitionEvent:
-    """Stands for an event of a deliveries-retry partition where a row is deleted outside any stream:
-    Faust takes the partition of a table write from the event being handled (`row_cache.handling`)."""
-
-    def __init__(self, partition: int) -> None:
-        self.message = _PartitionMessage(deliveries_retry_topic.get_topic_name(), partition)
-
-
-class _PartitionMessage:
-    def __init__(self, topic: str, partition: int) -> None:
-        self.topic, self.partition = topic, partition
-
-
 class Sweep:
     """The waiting rows started and not yet finished, by key, with their partition and task; and, per
     partition, the integrations that have rows (from the last census and the rows written since)."""
@@ -122,7 +109,7 @@ class Sweep:
             stored = waiting_retries_table.get(row.key)
             if stored is not None:
                 await run_retry(DeliveryCommand.model_validate(stored))
-            with handling(PartitionEvent(partition)):
+            with handling(PartitionEvent(deliveries_retry_topic.get_topic_name(), partition)):
                 waiting_retries_table.pop(row.key, None)
         except asyncio.CancelledError:
             raise

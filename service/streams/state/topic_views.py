@@ -33,6 +33,8 @@ class TopicView(Generic[V]):
         self.failure: str | None = None
         self.parse = parse
         self.items: dict[str, V] = {}
+        # Moves with every record applied: what is derived from the items is derived again only then.
+        self.version = 0
         self._caught_up = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
@@ -72,6 +74,7 @@ class TopicView(Generic[V]):
         if key is None:
             return
         name = key.decode("utf-8", "replace")
+        self.version += 1
         parsed = self.parse(key, value) if value is not None else None
         if parsed is None:
             self.items.pop(name, None)

@@ -70,6 +70,23 @@ def test_reasons_name_the_field():
     assert any(r.startswith("lineItems[0].itemQuantity") for r in result.reasons)
 
 
+def test_an_integrations_rate_limits_are_positive_and_absent_by_default():
+    plain = parse(INTEGRATION, example("integration-local.json"))
+    assert (plain.maxPerSecond, plain.maxConcurrent) == (None, None)
+    limited = parse(INTEGRATION, {**example("integration-local.json"), "maxPerSecond": 0.5, "maxConcurrent": 3})
+    assert (limited.maxPerSecond, limited.maxConcurrent) == (0.5, 3)
+    refusals = {
+        "maxPerSecond: 0 is less than or equal to the minimum of 0": {"maxPerSecond": 0},
+        "maxPerSecond: -5 is less than or equal to the minimum of 0": {"maxPerSecond": -5},
+        "maxPerSecond: '5' is not of type 'number'": {"maxPerSecond": "5"},
+        "maxPerSecond: 5000 is greater than the maximum of 1000": {"maxPerSecond": 5000},
+        "maxConcurrent: 0 is less than the minimum of 1": {"maxConcurrent": 0},
+        "maxConcurrent: 1.5 is not of type 'integer'": {"maxConcurrent": 1.5},
+    }
+    for reason, field in refusals.items():
+        assert parse(INTEGRATION, {**example("integration-local.json"), **field}).reasons == [reason]
+
+
 def test_an_integrations_preflight_mode_is_one_of_three_and_strict_when_absent():
     assert parse(INTEGRATION, example("integration-local.json")).preflight == "strict"
     assert parse(INTEGRATION, {**example("integration-local.json"), "preflight": "off"}).preflight == "off"

@@ -12,8 +12,8 @@ retries owns its slots too.
 
 An attempt starts in its slot or within `ON_TIME_SECONDS` after it; one that missed that (it waited
 for a slot of the worker) takes the next free slot. So any `maxPerSecond + 1` starts span at least
-`GUARD - ON_TIME_SECONDS` seconds (1.05 s): a receiver whose clock sees the requests up to 50 ms
-closer than they were sent still counts no more than `maxPerSecond` in any second.
+`GUARD - ON_TIME_SECONDS` seconds (1.15 s): a receiver whose clock sees the requests up to 150 ms
+closer than they were started still counts no more than `maxPerSecond` in any second.
 
 `maxConcurrent` is shared by the same partitions, rounded down, but never below one attempt per
 worker that owns any (a worker with deliveries must be able to make them).
@@ -25,9 +25,9 @@ import hashlib
 import math
 from dataclasses import dataclass
 
-# Slots are this much further apart than the rate says: room for the network's and the receiver's
-# jitter, at the price of a tenth of the rate.
-GUARD = 1.1
+# Slots are this much further apart than the rate says: room for the jitter between a worker's start
+# and the receiver's clock (the network, both ends' event loops), at the price of a sixth of the rate.
+GUARD = 1.2
 # How late after its slot an attempt may still start in it.
 ON_TIME_SECONDS = 0.05
 

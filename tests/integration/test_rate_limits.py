@@ -1,0 +1,86 @@
+"""An integration's maxPerSecond, as its receiver counts it, from two workers; and another tenant's
+deliveries not kept waiting behind the throttled ones."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import orjson
+import pytest
+
+from tests.deployments import Worker, answers_ready, configure, new_deployment
+from tests.events import of_tenant, order_event, recipe_event, unique
+from tests.integrations import hook_integration
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+LIMIT = 5
+
+
+def most_in_any_second(arrivals: list[float]) -> int:
+    """The most requests any half-open second [t, t + 1) holds (the busiest ones begin at a request)."""
+    ordered = sorted(arrivals)
+    return max(sum(1 for t in ordered if start <= t < start + 1.0) for start in ordered)
+
+
+def delivered_lines(log: str, integration_id: str) -> int:
+    lines = (orjson.loads(line) for line in log.splitlines() if line.startswith("{"))
+    return sum(
+        1 for line in lines if line.get("message") == "delivered" and line.get("integrationId") == integration_id
+    )
+
+
+async def test_a_hook_limited_to_5_per_second_gets_100_orders_at_most_5_in_any_second_from_two_workers(
+    kafka, destinations
+):
+    # A small in-flight window: without parking, twenty deliveries waiting for their rate would fill it
+    # and the other tenant's would wait behind them.
+    deployment = new_deployment(
+        kafka, **destinations.worker_env(), OUTBOUND_MAX_MESSAGES_IN_FLIGHT="20", OUTBOUND_SHUTDOWN_GRACE_SECONDS="0"
+    )
+    throttled, other = unique("paced"), unique("free")
+    workers = [Worker(deployment, name).start() for name in ("pace-a", "pace-b")]
+    try:
+        for w in workers:
+            await w.ready()
+        await wait_for(lambda: answers_ready(workers), 120, "both workers to own their partitions")
+        limited = hook_integration(destinations, throttled, maxPerSecond=LIMIT)
+        await configure(deployment, workers, limited)
+        await configure(deployment, workers, hook_integration(destinations, other))
+        throttled_recipe, other_recipe = recipe_event(throttled), recipe_event(other)
+        await deployment.produce_json("recipes", [throttled_recipe, other_recipe], "recipeId")
+        orders = [order_event(throttled, [throttled_recipe["recipeId"]]) for _ in range(100)]
+        await deployment.produce_json("orders", orders, "orderId")
+
+        # Everything below is measured by the hook server's clock, and nothing reads the broker
+        # meanwhile (the test's own reads would delay the server's handling of the requests).
+        arrivals = destinations.http.hook_arrivals
+        await wait_for(lambda: len(arrivals[throttled]) >= 10, 60, "the throttled hook's deliveries to be under way")
+        sent_at = time.monotonic()
+        await deployment.produce_json(
+            "orders", [order_event(other, [other_recipe["recipeId"]]) for _ in range(5)], "orderId"
+        )
+        await wait_for(lambda: len(arrivals[other]) >= 5, 60, "the other tenant's orders")
+        waited = max(arrivals[other]) - sent_at
+        assert waited < 5, f"the other tenant waited {waited:.1f}s behind the throttled one"
+        assert len(arrivals[throttled]) < 90, "the other tenant's orders should come while the throttled ones go"
+        await wait_for(lambda: len(arrivals[throttled]) >= 100, 120, "the throttled hook's 100 orders")
+
+        ordered = sorted(arrivals[throttled])
+        closest = min(b - a for a, b in zip(ordered, ordered[LIMIT:], strict=False))
+        assert most_in_any_second(ordered) <= LIMIT, f"{LIMIT + 1} requests within {closest:.3f}s"
+        # Both workers sent their share, and together they kept close to the limit: 100 at 5/s take
+        # 20 s; the slots leave a sixth of the rate for jitter (24 s).
+        span = ordered[-1] - ordered[0]
+        assert 19 <= span < 35, f"100 requests took {span:.1f}s"
+        results = await deployment.wait_json("delivery-results", of_tenant(throttled), 100, 60)
+        assert {r["outcome"] for r in results} == {"delivered"}
+        assert {r["attempt"] for r in results} == {1}  # waiting for the rate is not a failed attempt
+        hook_ids = destinations.http.hook_ids(throttled)
+        assert len(hook_ids) == 100 and len(set(hook_ids)) == 100  # each once
+        assert all(delivered_lines(w.log.read_text(), limited["id"]) > 10 for w in workers)
+    finally:
+        for w in workers:
+            w.stop(signal.SIGKILL)

@@ -9,7 +9,7 @@ import time
 import orjson
 import pytest
 
-from tests.deployments import Worker, answers_ready, configure, new_deployment
+from tests.deployments import Worker, answers_ready, configure, new_deployment, put_integration
 from tests.events import of_tenant, order_event, recipe_event, unique
 from tests.integrations import hook_integration
 from tests.waiting import wait_for
@@ -84,3 +84,42 @@ async def test_a_hook_limited_to_5_per_second_gets_100_orders_at_most_5_in_any_s
     finally:
         for w in workers:
             w.stop(signal.SIGKILL)
+
+
+async def test_limits_are_configured_shown_and_refused_when_nonsense_and_a_429_still_wins(
+    deployment, worker, destinations
+):
+    tenant = unique("told")
+    limited = hook_integration(destinations, tenant, maxPerSecond=2, maxConcurrent=1)
+    for nonsense, reason in (
+        ({"maxPerSecond": 0}, "maxPerSecond: 0 is less than or equal to the minimum of 0"),
+        ({"maxConcurrent": -1}, "maxConcurrent: -1 is less than the minimum of 1"),
+    ):
+        refused = put_integration(deployment, {**limited, **nonsense})
+        assert refused.returncode == 1 and reason in refused.stderr
+    await configure(deployment, [worker], limited)
+    shown = orjson.loads(deployment.cli("integrations", "show", limited["id"]).stdout)
+    assert (shown["maxPerSecond"], shown["maxConcurrent"]) == (2, 1)
+
+    # The receiver asks for 5 s; the rate alone would allow the retry after the retry delay (2 s).
+    destinations.http.hook_statuses[tenant] = [(429, {"Retry-After": "5"}, 0.0)]
+    recipe = recipe_event(tenant)
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    await deployment.produce_json("orders", [order_event(tenant, [recipe["recipeId"]])], "orderId")
+    arrivals = destinations.http.hook_arrivals
+    await wait_for(lambda: len(arrivals[tenant]) >= 2, 60, "the retry after the 429")
+    assert arrivals[tenant][1] - arrivals[tenant][0] >= 5.0
+    results = await deployment.wait_json("delivery-results", of_tenant(tenant), 2)
+    assert sorted((r["attempt"], r["outcome"]) for r in results) == [(1, "failed"), (2, "delivered")]
+
+
+async def test_max_concurrent_holds_a_slow_hook_to_its_attempts_at_once(deployment, worker, destinations):
+    tenant = unique("one-at-a-time")
+    destinations.http.hook_responders[tenant] = lambda headers, seen: (200, {}, 0.5)
+    await configure(deployment, [worker], hook_integration(destinations, tenant, maxConcurrent=1))
+    recipe = recipe_event(tenant)
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    await deployment.produce_json("orders", [order_event(tenant, [recipe["recipeId"]]) for _ in range(4)], "orderId")
+    await deployment.wait_json("delivery-results", of_tenant(tenant), 4)
+    # The worker owns every partition: its share is the whole 1 (OUTBOUND_INTEGRATION_CONCURRENCY is 2).
+    assert destinations.http.hook_most_in_flight[tenant] == 1

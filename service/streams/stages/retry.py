@@ -7,9 +7,11 @@ of this agent and no commit of its partition, and one tenant's thousands of wait
 keep another's from being read. A sweep every second starts the rows that are due, the earliest
 first and a few per integration at a time, through the same slots as first attempts; a row is
 deleted once its attempt has finished, so a stop, a crash or a revocation before that leaves it for
-the partition's next owner (the table is recovered from its changelog like every other). A retry is
-dropped when the order was cancelled after the event being delivered. deliveries-failed turns into
-failure notifications.
+the partition's next owner (the table is recovered from its changelog like every other). A delivery
+parked to wait for its integration's rate (`paced`) always becomes a row, and the sweep starts no more
+of an integration's rows than its rate has slots for before the next sweep, one order's rows to one
+integration one after another. A retry is dropped when the order was cancelled after the event
+being delivered. deliveries-failed turns into failure notifications.
 """
 
 from __future__ import annotations
@@ -132,13 +134,14 @@ class Sweep:
         self.wake.set()  # its integration has room again: no need to wait for the next second
 
     async def _run(self, partition: int, row: Waiting) -> None:
-        stored = waiting_retries_table.get(row.key)
-        command = DeliveryCommand.model_validate(stored) if stored is not None else None
-        # Taken as the task begins, in the order the sweep started the rows (their due order): one
-        # order's deliveries to one integration run one after another, as in the deliver agent.
-        line = line_of(command) if command is not None else None
-        turn = self.turns.register(line) if line is not None else None
+        turn = None
         try:
+            stored = waiting_retries_table.get(row.key)
+            command = DeliveryCommand.model_validate(stored) if stored is not None else None
+            # Taken as the task begins, in the order the sweep started the rows (their due order): one
+            # order's deliveries to one integration run one after another, as in the deliver agent.
+            line = line_of(command) if command is not None else None
+            turn = self.turns.register(line) if line is not None else None
             if turn is not None:
                 await turn.wait()
             if command is not None:

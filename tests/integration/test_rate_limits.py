@@ -9,6 +9,7 @@ import time
 import orjson
 import pytest
 
+from service.planning.commands import delivery_id
 from tests.deployments import Worker, answers_ready, configure, new_deployment, put_integration
 from tests.events import of_tenant, order_event, recipe_event, unique
 from tests.integrations import hook_integration
@@ -123,3 +124,29 @@ async def test_max_concurrent_holds_a_slow_hook_to_its_attempts_at_once(deployme
     await deployment.wait_json("delivery-results", of_tenant(tenant), 4)
     # The worker owns every partition: its share is the whole 1 (OUTBOUND_INTEGRATION_CONCURRENCY is 2).
     assert destinations.http.hook_most_in_flight[tenant] == 1
+
+
+async def test_an_orders_deliveries_parked_for_the_rate_still_reach_the_hook_in_event_order(
+    deployment, worker, destinations
+):
+    tenant = unique("in-line")
+    recipe = recipe_event(tenant)
+    fillers = [order_event(tenant, [recipe["recipeId"]]) for _ in range(6)]
+    created = order_event(tenant, [recipe["recipeId"]])
+    updated = order_event(tenant, [recipe["recipeId"]], "order.updated", orderId=created["orderId"])
+
+    events = ("order.created", "order.updated")
+    config = hook_integration(destinations, tenant, events=events, maxPerSecond=2)
+    slow = delivery_id(created["eventId"], recipe["recipeId"], config["id"])
+    # The order's "created" is answered slowly: were its "updated" run beside it, it would be answered first.
+    destinations.http.hook_responders[tenant] = lambda headers, seen: (
+        (200, {}, 2.0) if headers.get("webhook-id") == slow else 200
+    )
+    await configure(deployment, [worker], config)
+    await deployment.produce_json("recipes", [recipe], "recipeId")
+    await deployment.produce_json("orders", [*fillers, created, updated], "orderId")
+    results = await deployment.wait_json("delivery-results", of_tenant(tenant), 8, 90)
+    assert {r["outcome"] for r in results} == {"delivered"}
+    ours = [orjson.loads(b) for b in destinations.http.hook_answered[tenant]]
+    ours = [b["eventType"] for b in ours if b.get("orderId") == created["orderId"]]
+    assert ours == ["order.created", "order.updated"]

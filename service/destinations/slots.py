@@ -80,7 +80,14 @@ class _Pace:
 
 
 class DeliverySlots:
-    def __init__(self, total: int, per_integration: int, share: Callable[[], Share] | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        per_integration: int,
+        share: Callable[[], Share] | None = None,
+        margin: float = pacing.MARGIN_SECONDS,
+    ) -> None:
+        self._margin = margin
         self._total = asyncio.Semaphore(total)
         self._per_integration = per_integration
         self._gates: dict[str, Gate] = {}
@@ -98,7 +105,7 @@ class DeliverySlots:
         try:
             while True:
                 await self._total.acquire()
-                if slot is None or rate is None or pacing.on_time(slot, rate, time.time()):
+                if slot is None or rate is None or pacing.on_time(slot, rate, time.time(), self._margin):
                     break
                 # It waited for a worker slot past its own: it takes the next one, holding only the
                 # integration's slot meanwhile (starting late in an old slot would bunch the starts).
@@ -118,7 +125,13 @@ class DeliverySlots:
             return None
         pace = self._paces.setdefault(integration.id, _Pace())
         return pacing.slots_within(
-            integration.id, integration.maxPerSecond, self._share(), after=pace.after, now=time.time(), horizon=horizon
+            integration.id,
+            integration.maxPerSecond,
+            self._share(),
+            after=pace.after,
+            now=time.time(),
+            horizon=horizon,
+            margin=self._margin,
         )
 
     async def _wait_for_rate(self, integration: Integration, rate: float, wait_at_most: float | None) -> int:
@@ -126,13 +139,13 @@ class DeliverySlots:
         pace = self._paces.setdefault(integration.id, _Pace())
         while True:
             now = time.time()
-            slot = pacing.next_slot(integration.id, rate, self._share(), after=pace.after, now=now)
+            slot = pacing.next_slot(integration.id, rate, self._share(), after=pace.after, now=now, margin=self._margin)
             if slot is None:
                 if wait_at_most is not None:
                     raise Paced(now + NO_SHARE_WAIT_SECONDS)
                 await asyncio.sleep(NO_SHARE_WAIT_SECONDS)
                 continue
-            begins = pacing.slot_time(slot, rate)
+            begins = pacing.slot_time(slot, rate, self._margin)
             if wait_at_most is not None and begins - now > wait_at_most:
                 raise Paced(begins)  # not taken: the slot stays free for an attempt that is due
             pace.after = slot + 1

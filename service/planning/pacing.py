@@ -1,19 +1,20 @@
 """How fast, and how many at once, one integration's attempts may start across the whole deployment.
 
-An integration's `maxPerSecond` is cut into slots on the wall clock, one every `GUARD / maxPerSecond`
-seconds, the same slots on every worker. Each slot belongs to one partition of `deliveries` (slot
-index plus a fixed offset of the integration, modulo the partition count), and a worker may start an
-attempt only in a slot of a partition it owns: the workers' slots never overlap, so their starts
-together never come closer than one slot apart, whatever each one's load, and a worker owning half
-the partitions has half the rate. No message between the workers is needed: the group's assignment
-already gives every partition to exactly one live member, and a rebalance re-shares at once.
+An integration's `maxPerSecond` is cut into slots on the wall clock, one every
+`(1 + margin + ON_TIME_SECONDS) / maxPerSecond` seconds, the same slots on every worker. Each slot
+belongs to one partition of `deliveries` (slot index plus a fixed offset of the integration, modulo
+the partition count), and a worker may start an attempt only in a slot of a partition it owns: the
+workers' slots never overlap, so their starts together never come closer than one slot apart,
+whatever each one's load, and a worker owning half the partitions has half the rate. No message
+between the workers is needed: the group's assignment already gives every partition to exactly one
+live member, and a rebalance re-shares at once.
 `deliveries-retry` is co-partitioned with `deliveries`, so the worker that owns a partition's
 retries owns its slots too.
 
 An attempt starts in its slot or within `ON_TIME_SECONDS` after it; one that missed that (it waited
 for a slot of the worker) takes the next free slot. So any `maxPerSecond + 1` starts span at least
-`GUARD - ON_TIME_SECONDS` seconds (1.15 s): a receiver whose clock sees the requests up to 150 ms
-closer than they were started still counts no more than `maxPerSecond` in any second.
+`1 + margin` seconds: a receiver whose clock sees the requests up to `margin` closer than they were
+started (the network, either end's event loop) still counts no more than `maxPerSecond` in any second.
 
 `maxConcurrent` is shared by the same partitions, rounded down, but never below one attempt per
 worker that owns any (a worker with deliveries must be able to make them).
@@ -25,11 +26,11 @@ import hashlib
 import math
 from dataclasses import dataclass
 
-# Slots are this much further apart than the rate says: room for the jitter between a worker's start
-# and the receiver's clock (the network, both ends' event loops), at the price of a sixth of the rate.
-GUARD = 1.2
 # How late after its slot an attempt may still start in it.
 ON_TIME_SECONDS = 0.05
+# The jitter between a worker's start and the receiver's clock the slots leave room for, by default
+# (OUTBOUND_RATE_MARGIN_SECONDS): 5/s become one start every 0.24 s.
+MARGIN_SECONDS = 0.15
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,14 @@ class Share:
         return len(self.owned) / self.partitions if self.partitions else 0.0
 
 
-def interval(max_per_second: float) -> float:
+def interval(max_per_second: float, margin: float = MARGIN_SECONDS) -> float:
     """Seconds between two slots of the whole deployment."""
-    return GUARD / max_per_second
+    return (1.0 + margin + ON_TIME_SECONDS) / max_per_second
 
 
-def slot_time(index: int, max_per_second: float) -> float:
+def slot_time(index: int, max_per_second: float, margin: float = MARGIN_SECONDS) -> float:
     """When slot `index` begins, in seconds since the epoch."""
-    return index * interval(max_per_second)
+    return index * interval(max_per_second, margin)
 
 
 def offset(integration_id: str) -> int:
@@ -65,12 +66,14 @@ def owner(index: int, integration_id: str, partitions: int) -> int:
     return (index + offset(integration_id)) % partitions
 
 
-def next_slot(integration_id: str, max_per_second: float, share: Share, *, after: int, now: float) -> int | None:
+def next_slot(
+    integration_id: str, max_per_second: float, share: Share, *, after: int, now: float, margin: float = MARGIN_SECONDS
+) -> int | None:
     """The first slot of this worker not before slot `after` and not already begun at `now`; None when
     the worker owns no partition (it has no share of the rate)."""
     if not share.owned or share.partitions <= 0:
         return None
-    first = max(after, math.ceil(now / interval(max_per_second) - 1e-9))
+    first = max(after, math.ceil(now / interval(max_per_second, margin) - 1e-9))
     for index in range(first, first + share.partitions):
         if owner(index, integration_id, share.partitions) in share.owned:
             return index
@@ -78,19 +81,26 @@ def next_slot(integration_id: str, max_per_second: float, share: Share, *, after
 
 
 def slots_within(
-    integration_id: str, max_per_second: float, share: Share, *, after: int, now: float, horizon: float
+    integration_id: str,
+    max_per_second: float,
+    share: Share,
+    *,
+    after: int,
+    now: float,
+    horizon: float,
+    margin: float = MARGIN_SECONDS,
 ) -> int:
     """How many slots of this worker, not before `after`, begin between `now` and `now + horizon`."""
-    count, index = 0, next_slot(integration_id, max_per_second, share, after=after, now=now)
-    while index is not None and slot_time(index, max_per_second) <= now + horizon:
+    count, index = 0, next_slot(integration_id, max_per_second, share, after=after, now=now, margin=margin)
+    while index is not None and slot_time(index, max_per_second, margin) <= now + horizon:
         count += 1
-        index = next_slot(integration_id, max_per_second, share, after=index + 1, now=now)
+        index = next_slot(integration_id, max_per_second, share, after=index + 1, now=now, margin=margin)
     return count
 
 
-def on_time(index: int, max_per_second: float, now: float) -> bool:
+def on_time(index: int, max_per_second: float, now: float, margin: float = MARGIN_SECONDS) -> bool:
     """Whether an attempt may start at `now` in slot `index` (begun, and not missed)."""
-    begins = slot_time(index, max_per_second)
+    begins = slot_time(index, max_per_second, margin)
     return begins - 1e-3 <= now <= begins + ON_TIME_SECONDS
 
 

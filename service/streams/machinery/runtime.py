@@ -50,6 +50,7 @@ def runtime() -> Runtime:
             settings.integration_concurrency,
             # Co-partitioned with deliveries-retry: the owner of a partition's first attempts owns its retries.
             share=lambda: owned_share(deliveries_topic.get_topic_name()),
+            margin=settings.rate_margin_seconds,
         ),
     )
 

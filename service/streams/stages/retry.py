@@ -57,6 +57,7 @@ DUE_NOW_SECONDS = 1.0
 SWEEP_SECONDS = 1.0
 SWEEP_GATHER_SECONDS = 0.05
 CENSUS_SECONDS = 15.0
+PACED_HORIZON_SECONDS = 2 * SWEEP_SECONDS
 
 
 @app.agent(deliveries_retry_topic)
@@ -207,9 +208,11 @@ def start_due_retries() -> None:
     for partition, db in partitions:
         for integration_id in sorted(sweep.integrations[partition]):
             free = min(limit - per_integration[integration_id], room)
-            # No more than its rate lets begin before the next sweep: the others wait in their rows.
-            # (Rows started by earlier sweeps have taken their slots by now; this sweep's have not.)
-            paced_room = slots.room(integrations_view.get(integration_id), SWEEP_SECONDS)
+            # No more than its rate lets begin before the sweep after next (sweeps come a little more
+            # than a second apart: a slot just beyond the next one's horizon would otherwise pass
+            # unseen); the others wait in their rows. (Rows started by earlier sweeps have taken their
+            # slots by now; this sweep's have not.)
+            paced_room = slots.room(integrations_view.get(integration_id), PACED_HORIZON_SECONDS)
             if paced_room is not None:
                 free = min(free, paced_room - started[integration_id])
             if free <= 0:

@@ -147,12 +147,15 @@ def _redacted(doc: dict[str, Any]) -> dict[str, Any]:
         box: SecretBox | None = SecretBox(get_settings().secret_keys.get_secret_value())
     except SecretKeyError:
         box = None
-    # A configuration put before `preflight` existed gets the default: show what the worker applies.
+    # A configuration put before `preflight` existed gets the default: show what the worker applies
+    # (and its rate limits, null for none, as the API shows them).
     return {
         **doc,
         "preflight": doc.get("preflight") or "strict",
         # null: no late-delivery alert (the setting is optional).
         "deliverWithinMinutes": doc.get("deliverWithinMinutes"),
+        "maxPerSecond": doc.get("maxPerSecond"),
+        "maxConcurrent": doc.get("maxConcurrent"),
         "settings": redact_settings(doc.get("settings") or {}, box),
     }
 

@@ -88,6 +88,10 @@ class Integration(InputModel):
     deliverWithinMinutes: float | None = None
     # Set while it is off (service/planning/health.py): the service turns off a receiver gone for good.
     disabled: Disabled | None = None
+    # The most attempts per second, and at once, the receiver gets from the whole deployment
+    # (service/planning/pacing.py): None is no limit of the integration's own.
+    maxPerSecond: float | None = None
+    maxConcurrent: int | None = None
 
 
 # failed-only: the (recipe, integration) pairs whose latest delivery failed for good; all: every
@@ -186,6 +190,9 @@ class DeliveryCommand(ServiceMessage):
     seriesStart: int = 1
     # Set on a delivery sent again because its destination no longer held its files (outbound reconcile).
     reconcile: str | None = None
+    # Set on a command parked on the retry path to wait for its integration's rate, not after a
+    # failure: its attempt number stays, and it waits in the waiting room whatever its due time.
+    paced: bool = False
 
 
 Outcome = Literal["delivered", "failed", "superseded", "skipped"]

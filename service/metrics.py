@@ -35,7 +35,8 @@ delivered_bytes = Counter(
 )
 retries_waiting = Gauge(
     "outbound_retries_waiting",
-    "Retries waiting for their due time, by tier (1: the first retry).",
+    "Retries waiting for their due time, by tier (1: the first retry; paced: deliveries waiting for their"
+    " integration's rate).",
     ["tier"],
 )
 deliveries_failed = Counter(

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Delivering
     delivery_concurrency: int = Field(8, ge=1, le=256, description="attempts running at once per worker")
     integration_concurrency: int = Field(2, ge=1, le=256, description="attempts at once per integration")
+    rate_margin_seconds: float = Field(
+        0.15, ge=0, le=5, description="how much closer a receiver may see paced requests than they were started"
+    )
     destination_timeout_seconds: float = 120.0
     # Messages an agent holds at once (working, waiting for a slot or for a retry's due time).
     max_messages_in_flight: int = Field(2000, ge=1)

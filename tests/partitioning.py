@@ -23,6 +23,16 @@ def keys_in_one_partition(count: int, partitions: int = 6, prefix: str = "o") ->
     return keys
 
 
+def keys_spread_evenly(count: int, partitions: int = 6, prefix: str = "o") -> list[str]:
+    """Keys that the service's producer spreads over the partitions in turn (as many in each, give or take one)."""
+    keys: list[str] = []
+    while len(keys) < count:
+        key = unique(prefix)
+        if murmur2_partition(key.encode(), partitions) == len(keys) % partitions:
+            keys.append(key)
+    return keys
+
+
 def crc32_partition(partitions: int = 6) -> Callable[[bytes], int]:
     """librdkafka's default (`consistent_random`): CRC32 of the key, as confluent-kafka, Go and Node
     producers place messages unless told otherwise."""

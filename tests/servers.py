@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -68,6 +69,8 @@ class HttpServers:
     hook_in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     hook_most_in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     hook_answered: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))  # bodies, as answered
+    # name -> when each request arrived, by the server's own clock (seconds, monotonic)
+    hook_arrivals: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     # name -> bytes of body to answer with (streamed), and how many of them the client took.
     hook_bodies: dict[str, int] = field(default_factory=dict)
     hook_body_sent: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -156,6 +159,7 @@ class HttpServers:
 
     async def _hook(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
+        self.hook_arrivals[name].append(time.monotonic())
         headers = dict(request.headers)
         seen = self.hook_ids(name).count(headers.get("webhook-id", ""))
         self.hook_requests[name].append((headers, await request.read()))

@@ -62,6 +62,12 @@ def test_a_key_tells_which_integration_when_and_which_attempt():
     assert waiting_key(command(T0, delivery="d9", attempt=3)) != waiting_key(command(T0, delivery="d9", attempt=4))
 
 
+def test_a_delivery_waiting_for_its_rate_is_counted_apart_from_the_retries():
+    paced = command(T0, attempt=1).model_copy(update={"paced": True})
+    assert parse_key(waiting_key(paced)).tier == "paced"
+    assert parse_key(waiting_key(command(T0, attempt=2))).tier == "1"
+
+
 @given(st.lists(st.tuples(st.sampled_from(["a", "a.b", "b", "c-1"]), st.integers(0, 10**7)), min_size=1, max_size=40))
 def test_an_integration_s_due_rows_come_in_due_order_and_the_read_stops_at_its_first_not_due(rows):
     keys = stored([waiting_key(command(T0 + timedelta(milliseconds=o), i, f"d{n}")) for n, (i, o) in enumerate(rows)])

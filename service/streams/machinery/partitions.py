@@ -6,7 +6,8 @@ from typing import Any, cast
 
 from faust.streams import current_event
 
-from service.app import app
+from service.app import app, settings
+from service.planning.pacing import Share
 from service.planning.placement import already_placed, service_partition
 
 _counts: dict[str, int | None] = {}
@@ -58,3 +59,14 @@ def handled_here(key: str, partitions: int) -> Any | None:
     if topic_partitions(message.topic) != partitions:
         return None
     return event if service_partition(key.encode(), partitions) == message.partition else None
+
+
+def owned_share(topic: str) -> Share:
+    """The partitions of `topic` this worker owns now, out of its count (the broker's, else the
+    catalog's): the worker's share of every integration's rate (`planning/pacing.py`). Read from the
+    assignment each time: it is a few dozen partitions, and a share must never outlive a rebalance."""
+    try:
+        owned = frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
+    except Exception:  # not assigned yet
+        owned = frozenset()
+    return Share(owned, topic_partitions(topic) or settings.partitions)

@@ -6,13 +6,14 @@ import logging
 from dataclasses import dataclass
 from functools import cache
 
-from service.app import app, settings
+from service.app import app, deliveries_topic, settings
 from service.assets import AssetFetcher
 from service.destinations.pool import DestinationPool
 from service.destinations.slots import DeliverySlots
 from service.netpolicy import NetPolicy, lookup_from_environment
 from service.secrets import SecretBox, SecretKeyError
 from service.smtp_relay import SmtpRelay
+from service.streams.machinery.partitions import owned_share
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,13 @@ def runtime() -> Runtime:
         pool=DestinationPool(settings, relay, NetPolicy(settings.allow_private_destinations, lookup)),
         relay=relay,
         box=box,
-        slots=DeliverySlots(settings.delivery_concurrency, settings.integration_concurrency),
+        slots=DeliverySlots(
+            settings.delivery_concurrency,
+            settings.integration_concurrency,
+            # Co-partitioned with deliveries-retry: the owner of a partition's first attempts owns its retries.
+            share=lambda: owned_share(deliveries_topic.get_topic_name()),
+            margin=settings.rate_margin_seconds,
+        ),
     )
 
 

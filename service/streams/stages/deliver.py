@@ -1,8 +1,9 @@
 """The delivery agent: fetch a command's files, hand them to the destination, record the outcome.
 
 Commands are worked concurrently (`concurrency.py`: one task per message, acknowledged in offset
-order per partition), each attempt inside a slot of its integration and of the worker
-(`destinations/slots.py`). Whatever goes wrong inside an attempt is classified
+order per partition), each attempt in its turn of its integration's rate and inside a slot of its
+integration and of the worker (`destinations/slots.py`); one whose turn is further off waits on the
+retry path instead. Whatever goes wrong inside an attempt is classified
 (`destinations/failures.py`) and always ends with a recorded result and a retry or a failure notice.
 """
 
@@ -22,11 +23,12 @@ import orjson
 from faust.types import StreamT
 
 from service import metrics
-from service.app import app, deliveries_topic, delivery_results_topic, settings
+from service.app import app, deliveries_retry_topic, deliveries_topic, delivery_results_topic, settings
 from service.contracts import DeliveryCommand, DeliveryResult, Integration
 from service.delivery_errors import DeliveryError, TransientDeliveryError
 from service.destinations.base import Job, LocalFile, delivered_files
 from service.destinations.failures import classify_failure
+from service.destinations.slots import Paced
 from service.planning.commands import delivery_key
 from service.planning.health import DISABLED_ERROR, kept_while_disabled
 from service.planning.order_view import fold_command
@@ -41,8 +43,13 @@ from service.streams.stages.ingest import order_rows
 from service.streams.stages.order_view import fold_here, fold_result_into_view
 from service.streams.stages.outcomes import after_failure, after_success, kept_while_off
 from service.streams.state.live_views import find_integration, latest_integration
+from service.streams.state.parked import parked
 
 log = logging.getLogger(__name__)
+
+# A first attempt waits this long at most for its integration's rate in its task; a later turn
+# parks it on the retry path (`park_for_rate`).
+PACED_WAIT_SECONDS = 1.0
 
 
 @app.agent(deliveries_topic)
@@ -72,7 +79,25 @@ async def deliver_one(event: Any) -> None:
     fold_here(delivery_key(command), lambda view: fold_command(view, doc), kind_of(command.orderId))
     if await dropped_if_superseded(command):
         return
-    await attempt(command)
+    behind = parked.due_after(command)
+    if behind is not None:
+        # An earlier delivery of its line waits for the rate on the retry path: it stays behind it.
+        await park_for_rate(command, behind, event.message.partition)
+        return
+    try:
+        await attempt(command, wait_at_most=PACED_WAIT_SECONDS)
+    except Paced as paced:
+        await park_for_rate(command, paced.due, event.message.partition)
+
+
+async def park_for_rate(command: DeliveryCommand, due: float, partition: int) -> None:
+    """Hand a delivery whose integration's rate keeps it waiting to the retry path, due when its turn
+    would come, as the same attempt: the in-flight window is not held by deliveries that only wait,
+    and the waiting room starts them as the rate allows."""
+    waiting = command.model_copy(update={"dueAt": datetime.fromtimestamp(due, UTC), "paced": True})
+    parked.add(command, due, partition)
+    await publish(deliveries_retry_topic, [(delivery_key(command), waiting)])
+    log.debug("delivery waits for its integration's rate", extra={**log_ids(command), "dueAt": waiting.dueAt})
 
 
 def log_ids(command: DeliveryCommand) -> dict[str, Any]:
@@ -99,8 +124,10 @@ async def dropped_if_superseded(command: DeliveryCommand) -> bool:
     return True
 
 
-async def attempt(command: DeliveryCommand) -> None:
-    """One attempt of one delivery, its result recorded, its failure handed to the retry path."""
+async def attempt(command: DeliveryCommand, *, wait_at_most: float | None = None) -> None:
+    """One attempt of one delivery, its result recorded, its failure handed to the retry path. Raises
+    `Paced` (nothing done, nothing recorded) when its integration's rate would keep it waiting longer
+    than `wait_at_most` seconds (None: it waits its turn)."""
     integration = await find_integration(command.integrationId)
     if integration is not None and kept_while_disabled(integration):
         # An Enable published just before a re-drive must win over this worker's copy being a fetch behind.
@@ -118,7 +145,7 @@ async def attempt(command: DeliveryCommand) -> None:
         await record(command, datetime.now(UTC), outcome="skipped", error="the integration is deleted or disabled")
         return
     plain: dict[str, Any] = {}
-    async with runtime().slots.hold(integration.id):
+    async with runtime().slots.hold(integration, wait_at_most=wait_at_most):
         started = datetime.now(UTC)
         try:
             plain = decrypted_options(integration)

@@ -47,7 +47,10 @@ async def after_failure(
         await publish(deliveries_failed_topic, [(delivery_key(command), record)])
         metrics.deliveries_failed.labels(command.integrationType, command.integrationId).inc()
         return True
-    retry = command.model_copy(update={"errors": errors, "attempt": command.attempt + 1, "dueAt": step.due})
+    # A retry waits for its due time, not for the rate (it takes its turn of the rate when due).
+    retry = command.model_copy(
+        update={"errors": errors, "attempt": command.attempt + 1, "dueAt": step.due, "paced": False}
+    )
     await publish(deliveries_retry_topic, [(delivery_key(command), retry)])
     return False
 

@@ -7,9 +7,11 @@ of this agent and no commit of its partition, and one tenant's thousands of wait
 keep another's from being read. A sweep every second starts the rows that are due, the earliest
 first and a few per integration at a time, through the same slots as first attempts; a row is
 deleted once its attempt has finished, so a stop, a crash or a revocation before that leaves it for
-the partition's next owner (the table is recovered from its changelog like every other). A retry is
-dropped when the order was cancelled after the event being delivered. deliveries-failed turns into
-failure notifications.
+the partition's next owner (the table is recovered from its changelog like every other). A delivery
+parked to wait for its integration's rate (`paced`) always becomes a row, and the sweep starts no more
+of an integration's rows than its rate has slots for before the next sweep, one order's rows to one
+integration one after another. A retry is dropped when the order was cancelled after the event
+being delivered. deliveries-failed turns into failure notifications.
 """
 
 from __future__ import annotations
@@ -35,14 +37,18 @@ from service.app import (
     waiting_retries_table,
 )
 from service.contracts import DeliveryCommand
+from service.destinations.slots import Paced
 from service.planning.notifications import failure_notification
 from service.streams.machinery.concurrency import handle_concurrently, idle, revoked_partitions
 from service.streams.machinery.publish import publish
 from service.streams.machinery.rejects import handle_each
 from service.streams.machinery.row_cache import PartitionEvent, handling
-from service.streams.stages.deliver import attempt, dropped_if_superseded, log_ids
+from service.streams.machinery.runtime import runtime
+from service.streams.machinery.sequencing import Sequencer
+from service.streams.stages.deliver import PACED_WAIT_SECONDS, attempt, dropped_if_superseded, log_ids
 from service.streams.stages.health import health_reports
-from service.streams.state.live_views import find_integration
+from service.streams.state.live_views import find_integration, integrations_view
+from service.streams.state.parked import line_of, parked
 from service.streams.state.waiting_room import Waiting, census, due_rows, integration_start, rows_to_start, waiting_key
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,7 @@ DUE_NOW_SECONDS = 1.0
 SWEEP_SECONDS = 1.0
 SWEEP_GATHER_SECONDS = 0.05
 CENSUS_SECONDS = 15.0
+PACED_HORIZON_SECONDS = 2 * SWEEP_SECONDS
 
 
 @app.agent(deliveries_retry_topic)
@@ -66,22 +73,32 @@ async def retry_deliveries(stream: StreamT[Any]) -> None:
 async def retry_one(event: Any) -> None:
     command = DeliveryCommand.model_validate_json(event.value)
     wait = (command.dueAt - datetime.now(UTC)).total_seconds() if command.dueAt is not None else 0.0
-    if wait > DUE_NOW_SECONDS:
-        with handling(event):
-            waiting_retries_table[waiting_key(command)] = orjson.loads(event.value)
-        sweep.integrations[event.message.partition].add(command.integrationId)
+    # A delivery parked for its integration's rate always waits in the room: the sweep starts as
+    # many as the rate has room for.
+    if wait > DUE_NOW_SECONDS or command.paced:
+        wait_in_room(event, command, orjson.loads(event.value))
         return
     if wait > 0:
         with idle():
             await asyncio.sleep(wait)
-    await run_retry(command)
+    try:
+        await run_retry(command, wait_at_most=PACED_WAIT_SECONDS)
+    except Paced as paced:
+        waiting = command.model_copy(update={"dueAt": datetime.fromtimestamp(paced.due, UTC), "paced": True})
+        wait_in_room(event, waiting, waiting.model_dump(mode="json"))
 
 
-async def run_retry(command: DeliveryCommand) -> None:
+def wait_in_room(event: Any, command: DeliveryCommand, doc: dict[str, Any]) -> None:
+    with handling(event):
+        waiting_retries_table[waiting_key(command)] = doc
+    sweep.integrations[event.message.partition].add(command.integrationId)
+
+
+async def run_retry(command: DeliveryCommand, *, wait_at_most: float | None = None) -> None:
     # Read when its time has come: a cancellation may have arrived meanwhile.
     if await dropped_if_superseded(command):
         return
-    await attempt(command)
+    await attempt(command, wait_at_most=wait_at_most)
 
 
 class Sweep:
@@ -94,6 +111,7 @@ class Sweep:
         self.counted = 0.0
         self.tiers: set[str] = set()
         self.wake = asyncio.Event()
+        self.turns = Sequencer()
 
     def start(self, partition: int, row: Waiting) -> None:
         task = asyncio.create_task(self._run(partition, row))
@@ -105,10 +123,20 @@ class Sweep:
         self.wake.set()  # its integration has room again: no need to wait for the next second
 
     async def _run(self, partition: int, row: Waiting) -> None:
+        turn = None
         try:
             stored = waiting_retries_table.get(row.key)
-            if stored is not None:
-                await run_retry(DeliveryCommand.model_validate(stored))
+            command = DeliveryCommand.model_validate(stored) if stored is not None else None
+            # Taken as the task begins, in the order the sweep started the rows (their due order): one
+            # order's deliveries to one integration run one after another, as in the deliver agent.
+            line = line_of(command) if command is not None else None
+            turn = self.turns.register(line) if line is not None else None
+            if turn is not None:
+                await turn.wait()
+            if command is not None:
+                await run_retry(command)
+                if command.paced:
+                    parked.done(command)
             with handling(PartitionEvent(deliveries_retry_topic.get_topic_name(), partition)):
                 waiting_retries_table.pop(row.key, None)
         except asyncio.CancelledError:
@@ -118,6 +146,9 @@ class Sweep:
             # this is the broker or the table, which pass).
             log.exception("a due retry could not be run; it stays waiting", extra={"integrationId": row.integration_id})
             await asyncio.sleep(1.0)
+        finally:
+            if turn is not None:
+                turn.release()
 
     def cancel(self, partitions: set[int] | None = None) -> int:
         chosen = [task for p, _, task in self.running.values() if partitions is None or p in partitions]
@@ -160,9 +191,18 @@ def start_due_retries() -> None:
     running = set(sweep.running)
     per_integration = Counter(row.integration_id for _, row, _ in sweep.running.values())
     room = settings.max_messages_in_flight - len(sweep.running)
+    slots = runtime().slots
+    started: Counter[str] = Counter()
     for partition, db in partitions:
         for integration_id in sorted(sweep.integrations[partition]):
             free = min(limit - per_integration[integration_id], room)
+            # No more than its rate lets begin before the sweep after next (sweeps come a little more
+            # than a second apart: a slot just beyond the next one's horizon would otherwise pass
+            # unseen); the others wait in their rows. (Rows started by earlier sweeps have taken their
+            # slots by now; this sweep's have not.)
+            paced_room = slots.room(integrations_view.get(integration_id), PACED_HORIZON_SECONDS)
+            if paced_room is not None:
+                free = min(free, paced_room - started[integration_id])
             if free <= 0:
                 continue
             keys = db.keys(from_key=integration_start(integration_id))
@@ -171,6 +211,7 @@ def start_due_retries() -> None:
             for row in rows:
                 sweep.start(partition, row)
             per_integration[integration_id] += len(rows)
+            started[integration_id] += len(rows)
             room -= len(rows)
 
 
@@ -192,6 +233,7 @@ def take_census(store: Any, partitions: list[tuple[int, Any]]) -> None:
 async def _on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
     topic = deliveries_retry_topic.get_topic_name()
     revoked = {tp.partition for tp in revoked_partitions(args, kwargs) if tp.topic == topic}
+    parked.revoked(revoked)  # their next owner runs what waits there
     if sweep.cancel(revoked):
         log.info("due retries of revoked partitions cancelled: they stay waiting for the next owner")
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from service import metrics
 from service.contracts import DeliveryCommand
 
+PACED_TIER = "paced"
 DUE_DIGITS = 13  # milliseconds since the epoch, zero-padded so that text order is time order
 
 
@@ -40,7 +41,8 @@ def waiting_key(command: DeliveryCommand) -> str:
     lands on the same row). Integration ids never contain "|" (`common.schema.json`)."""
     assert command.dueAt is not None
     due_ms = int(command.dueAt.timestamp() * 1000)
-    tier = metrics.retry_tier(command.attempt, command.seriesStart)
+    # A delivery waiting for its integration's rate is not a retry: the gauge counts it apart.
+    tier = PACED_TIER if command.paced else metrics.retry_tier(command.attempt, command.seriesStart)
     return f"{command.integrationId}|{due_ms:0{DUE_DIGITS}d}|{tier}|{command.deliveryId}|{command.attempt}"
 
 

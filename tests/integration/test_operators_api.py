@@ -61,11 +61,18 @@ async def one_owner_answers_both(shop: Shop, path: str) -> None:
 async def until_answer(worker: Worker, path: str, accept, what: str, timeout: float = 90.0) -> Any:
     """The answer of `path` once `accept(body)` holds (tables fill asynchronously; no sleeps)."""
 
+    seen: list[Any] = []
+
     async def answered() -> Any:
         status, body = await get_json(worker, path)
+        seen[:] = [status, body]
         return body if status == 200 and accept(body) else None
 
-    return await wait_for(answered, timeout, what)
+    try:
+        return await wait_for(answered, timeout, what)
+    except AssertionError as exc:
+        # What the worker last answered says which part was missing.
+        raise AssertionError(f"{exc}; {worker.name} last answered {seen}") from None
 
 
 def hook_of(destinations, tenant: str) -> dict[str, Any]:

@@ -51,6 +51,18 @@ async def turned_off(worker: Worker, integration_id: str) -> dict[str, Any]:
     return await wait_for(off, 60, f"{integration_id} to be turned off")
 
 
+async def a_hook(
+    deployment: Deployment, worker: Worker, destinations, name: str, status: int
+) -> tuple[str, dict[str, int], dict[str, Any]]:
+    """A tenant's catch hook answering `status` until the test changes `answer["status"]`."""
+    tenant = unique(name)
+    answer = {"status": status}
+    destinations.http.hook_responders[tenant] = lambda headers, seen: answer["status"]
+    hook = hook_integration(destinations, tenant, successNotificationList="")
+    await configure(deployment, [worker], hook)
+    return tenant, answer, hook
+
+
 def mails(destinations, tenant: str) -> list[str]:
     return [" ".join(str(m["Subject"]).split()) for m in destinations.smtp.inbox.to(f"alerts-{tenant}@ops.example")]
 
@@ -59,11 +71,7 @@ async def test_a_hook_answering_410_is_turned_off_at_once_and_enable_with_redriv
     health, destinations
 ):
     deployment, worker = health
-    tenant = unique("gone")
-    answer = {"status": 410}
-    destinations.http.hook_responders[tenant] = lambda headers, seen: answer["status"]
-    hook = hook_integration(destinations, tenant, successNotificationList="")
-    await configure(deployment, [worker], hook)
+    tenant, answer, hook = await a_hook(deployment, worker, destinations, "gone", 410)
     [first] = await send_orders(deployment, tenant, 1)
 
     off = await turned_off(worker, hook["id"])
@@ -109,11 +117,7 @@ async def test_a_hook_answering_410_is_turned_off_at_once_and_enable_with_redriv
 
 async def test_three_failures_in_a_row_turn_it_off_and_the_cli_enables_and_redrives(health, destinations):
     deployment, worker = health
-    tenant = unique("broken")
-    answer = {"status": 404}
-    destinations.http.hook_responders[tenant] = lambda headers, seen: answer["status"]
-    hook = hook_integration(destinations, tenant, successNotificationList="")
-    await configure(deployment, [worker], hook)
+    tenant, answer, hook = await a_hook(deployment, worker, destinations, "broken", 404)
     await send_orders(deployment, tenant, 3)
 
     off = await turned_off(worker, hook["id"])
@@ -158,11 +162,7 @@ async def test_the_page_shows_it_turned_off_and_enable_then_redrive_delivers(
     tmp_path,
 ):
     deployment, worker = health
-    tenant = unique("pagegone")
-    answer = {"status": 410}
-    destinations.http.hook_responders[tenant] = lambda headers, seen: answer["status"]
-    hook = hook_integration(destinations, tenant, successNotificationList="")
-    await configure(deployment, [worker], hook)
+    tenant, answer, hook = await a_hook(deployment, worker, destinations, "pagegone", 410)
     [order] = await send_orders(deployment, tenant, 1)
     await turned_off(worker, hook["id"])
     answer["status"] = 200
